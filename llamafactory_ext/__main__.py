@@ -1,0 +1,5 @@
+"""``python -m llamafactory_ext`` is the recipe builder (the main job)."""
+
+from .build_recipe import cli
+
+cli()

@@ -1,0 +1,190 @@
+"""Turn your data into a LLaMA-Factory dataset folder (data files + dataset_info.json).
+
+Usage:
+    python -m llamafactory_ext.build_dataset markdown examples/crypto_notes --name crypto
+    python -m llamafactory_ext.build_dataset alpaca my.jsonl --name mine --format alpaca
+    python -m llamafactory_ext.build_dataset openai chats.jsonl --name chats --on-error skip
+    python -m llamafactory_ext.build_dataset belle Belle_open_source_0.5M.json --name belle --sample 2000
+
+Writes <out>/<name>_{train,val,test}.jsonl, their dataset_info.json entries (merged), <name>.manifest.json and
+<name>.report.md. Exit 0 on success, 1 on data errors (printed as file:line: reason — fix), 2 on usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import DataError, ExtError, UsageError
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+MAX_PRINTED_ERRORS = 50  # why: enough to see the pattern; the rest is in the count and the rejects file
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    from .data.formats import FORMATS
+    from .data.normalize import T2S_MODES
+    from .data.pipeline import SOURCES
+
+    p = argparse.ArgumentParser(prog="python -m llamafactory_ext.build_dataset",
+                                description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("source", choices=SOURCES, help="input kind")
+    p.add_argument("inputs", nargs="+", type=Path, help="files or folders (folders are searched recursively)")
+    p.add_argument("--name", required=True, help="dataset name: entries become NAME_train / NAME_val / NAME_test")
+    p.add_argument("--out", type=Path, default=Path("dataset_info"), help="output folder (default: dataset_info)")
+    p.add_argument("--split", default="70/15/15", help="train/val/test ratios (default 70/15/15)")
+    p.add_argument("--seed", type=int, default=0, help="seed for sampling and the split (default 0)")
+    p.add_argument("--sample", type=int, default=2000, help="belle: rows to sample (default 2000)")
+    p.add_argument("--t2s", choices=T2S_MODES, default="t2s", help="traditional→simplified mode (default t2s)")
+    p.add_argument("--on-error", choices=("fail", "skip"), default="fail",
+                   help="fail: write nothing on data errors; skip: drop bad records and write NAME.rejects.jsonl")
+    p.add_argument("--format", choices=FORMATS, default="sharegpt", help="row format (default sharegpt, role/content)")
+    p.add_argument("--model", help="model preset (e.g. qwen3-4b-thinking): derives --template-mode and reasoning checks")
+    p.add_argument("--template-mode", choices=("reasoning", "plain"),
+                   help="reasoning: <think> blocks for qwen3-style templates; plain: see --plain-reasoning")
+    p.add_argument("--plain-reasoning", choices=("drop", "text"), default="drop",
+                   help="plain mode: drop the reasoning or keep it as visible text (default drop)")
+    p.add_argument("--lexicon", type=Path, help="extra domain terms (TSV: term, aliases, category)")
+    p.add_argument("--no-terms", action="store_true", help="skip domain-term tagging")
+    p.add_argument("--no-near-dedup", action="store_true", help="keep near-duplicates (exact ones are still removed)")
+    p.add_argument("--max-chars", type=int, default=None, help="samples longer than this are dropped or flagged")
+    p.add_argument("--long", choices=("drop", "flag"), default="drop", help="what to do with over-long samples")
+    p.add_argument("--strict-reasoning", action="store_true", help="drop samples whose reasoning fails the checks")
+    p.add_argument("--require-reasoning", action="store_true", help="drop samples without reasoning")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing entry or data file of this name")
+    p.add_argument("--quiet", action="store_true", help="print only errors and the final line")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = parse_args(argv)
+    except SystemExit as exc:  # argparse: --help is 0, bad usage is 2
+        return int(exc.code or 0)
+    try:
+        return run(args)
+    except DataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except ExtError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        if args.debug:
+            raise
+        print(f"error: could not write to {args.out}: {err} — nothing was changed", file=sys.stderr)
+        return 1
+
+
+def run(args: argparse.Namespace) -> int:
+    from .data.pipeline import build
+
+    opts, mode, preset = _options(args)
+    result = build(opts)
+    if result.errors and args.on_error == "fail":
+        _print_errors(result.errors)
+        print(f"{len(result.errors)} data error(s); nothing was written (fix them, or pass --on-error skip)",
+              file=sys.stderr)
+        return 1
+    _gate(result, preset)
+    written = _write(args, opts, result, mode)
+    _summary(args, result, written)
+    return 0
+
+
+def _options(args: argparse.Namespace):
+    from .data.filters import MAX_CHARS
+    from .data.pipeline import BuildOptions
+    from .data.split import parse_ratios
+
+    if not NAME_RE.match(args.name) or ".." in args.name:
+        raise UsageError(f"--name {args.name!r}: use letters, digits, '_', '-', '.' only (no '/', no '..'); "
+                         "it names files inside --out and dataset_info.json keys")
+    preset = None
+    if args.model:
+        from .recipe.models import get_preset
+
+        preset = get_preset(args.model)
+    template_mode = args.template_mode or ("plain" if preset and preset.reasoning == "none" else "reasoning")
+    mode = "think" if template_mode == "reasoning" else args.plain_reasoning
+    opts = BuildOptions(
+        source=args.source, inputs=tuple(args.inputs), name=args.name, ratios=parse_ratios(args.split),
+        seed=args.seed, t2s=args.t2s, sample=args.sample, max_chars=args.max_chars or MAX_CHARS, long=args.long,
+        near_dedup=not args.no_near_dedup, terms=not args.no_terms, lexicon=args.lexicon,
+        strict_reasoning=args.strict_reasoning, require_reasoning=args.require_reasoning,
+    )
+    return opts, mode, preset
+
+
+def _gate(result, preset) -> None:
+    """Refuse data that would teach a thinking-only model to skip thinking."""
+    if preset is None or preset.reasoning != "thinking_only":
+        return
+    from .data.quality import gate_thinking_only
+
+    gate = gate_thinking_only(result.samples)
+    if not gate.ok:
+        raise UsageError(f"{preset.key}: {gate.message}")
+
+
+def _print_errors(errors: Sequence[DataError]) -> None:
+    for err in errors[:MAX_PRINTED_ERRORS]:
+        print(err.render(), file=sys.stderr)
+    if len(errors) > MAX_PRINTED_ERRORS:
+        print(f"… and {len(errors) - MAX_PRINTED_ERRORS} more", file=sys.stderr)
+
+
+def _write(args, opts, result, mode) -> dict[str, int]:
+    from . import io
+    from .data.formats import format_split
+    from .data.manifest import manifest_text
+    from .data.quality import summarize
+    from .data.report import render_report, split_stats
+
+    files, entries, written = {}, {}, {}
+    for split_name, samples in result.splits.items():
+        if not samples:
+            continue
+        file_name = f"{args.name}_{split_name}.jsonl"
+        rows, entry = format_split(samples, file_name, args.format, mode)
+        files[file_name] = io.jsonl_text(rows)
+        entries[f"{args.name}_{split_name}"] = entry
+        written[split_name] = len(rows)
+    stats = split_stats(result.splits)
+    files[f"{args.name}.report.md"] = render_report(args.name, result.counts, result.drops, stats,
+                                                   summarize(result.quality), result.warnings)
+    if args.on_error == "skip":
+        files[f"{args.name}.rejects.jsonl"] = io.jsonl_text(e.as_dict() for e in result.errors)
+    files[f"{args.name}.manifest.json"] = manifest_text(args, opts, result, stats, files)
+    io.write_dataset(args.out, files, entries, overwrite=args.overwrite)
+    return written
+
+
+def _summary(args, result, written: dict[str, int]) -> None:
+    from .data.pipeline import drop_counts
+
+    if not args.quiet:
+        for w in result.warnings:
+            print(f"warning: {w}", file=sys.stderr)
+        for d in result.drops[:20]:
+            print(f"dropped {d.sample.origin}: {d.reason}" + (f" ({d.detail})" if d.detail else ""), file=sys.stderr)
+        if result.errors:
+            _print_errors(result.errors)
+            print(f"skipped {len(result.errors)} bad record(s): see {args.out / (args.name + '.rejects.jsonl')}",
+                  file=sys.stderr)
+    drops = drop_counts(result.drops)
+    parts = ", ".join(f"{k} {v}" for k, v in written.items())
+    print(f"wrote {args.out}/: {parts}" + (f"; dropped {drops}" if drops else "")
+          + f"; entries {', '.join(f'{args.name}_{k}' for k in written)}")
+
+
+def cli() -> None:
+    raise SystemExit(main())
+
+
+if __name__ == "__main__":
+    cli()

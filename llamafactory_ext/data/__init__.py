@@ -1,0 +1,1 @@
+"""data wing of llamafactory_ext."""

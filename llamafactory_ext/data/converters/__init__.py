@@ -1,0 +1,1 @@
+"""data/converters wing of llamafactory_ext."""

@@ -1,0 +1,63 @@
+"""Helpers shared by the structured converters: text fields, inline reasoning, turn checks."""
+
+from __future__ import annotations
+
+import re
+
+from ...errors import DataError
+from ...records import Turn
+
+# A reasoning block at the start of an assistant message, in either tag spelling.
+_LEADING_THINK = re.compile(r"^\s*<(think|thinking)>(.*?)</\1>\s*", re.S)
+_ANY_TAG = re.compile(r"</?think(?:ing)?>")
+
+
+def split_reasoning(text: str, path: str, line: int) -> tuple[str | None, str]:
+    """``"<think>R</think>A"`` → ``("R", "A")``; text without tags → ``(None, text)``.
+
+    >>> split_reasoning("<think>\\n先算\\n</think>\\n\\n答案", "f", 1)
+    ('先算', '答案')
+    """
+    m = _LEADING_THINK.match(text)
+    reasoning, answer = (m.group(2).strip(), text[m.end() :]) if m else (None, text)
+    if _ANY_TAG.search(answer):
+        raise DataError(path, line, "reasoning tag outside a leading <think>…</think> block (or unclosed)",
+                        "put the reasoning first as <think>…</think> followed by the answer, and close every tag")
+    if m and not reasoning:
+        raise DataError(path, line, "empty <think></think> block", "write the reasoning inside it or remove the tags")
+    if m and not answer.strip():
+        raise DataError(path, line, "reasoning with no answer after </think>", "add the final answer after the block")
+    return reasoning, answer.strip()
+
+
+def text_field(value: object, key: str, path: str, line: int) -> str:
+    """A string field, repairing the nested ``{"instruction": {"text": …}}`` shape seen in Chinese sets."""
+    if isinstance(value, dict):
+        inner = [value[k] for k in (key, "text", "content", "value") if isinstance(value.get(k), str)]
+        if inner:
+            return inner[0]
+        raise DataError(path, line, f"'{key}' is an object without a text field (keys: {', '.join(map(str, value))})",
+                        f"make '{key}' a string")
+    if value is None:
+        return ""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, str):
+        raise DataError(path, line, f"'{key}' is a {type(value).__name__}, expected a string", f"make '{key}' a string")
+    return value
+
+
+def check_turns(turns: list[Turn], path: str, line: int) -> None:
+    """Roles must alternate user/assistant, start with user and end with an assistant answer."""
+    if not any(t.role == "assistant" for t in turns):
+        raise DataError(path, line, "no assistant turn", "add the assistant's answer as the last message")
+    for i, t in enumerate(turns):
+        expected = "user" if i % 2 == 0 else "assistant"
+        if t.role != expected:
+            raise DataError(
+                path, line, f"message {i + 1} is '{t.role}' but '{expected}' was expected (roles must alternate "
+                "user/assistant after an optional system message)",
+                "merge consecutive messages of the same role, or insert the missing turn",
+            )
+    if turns[-1].role != "assistant":
+        raise DataError(path, line, "conversation ends with a user turn", "add the assistant's answer or drop the last user message")

@@ -1,0 +1,54 @@
+"""The build manifest: what is needed to reproduce and audit a dataset (pure, apart from hashing sources)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+
+PACKAGES = ("llamafactory-ext", "llamafactory", "opencc", "jieba", "datasketch", "markdown-it-py", "transformers")
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def versions() -> dict[str, str | None]:
+    """Installed versions, read from metadata (no imports, so no torch start-up)."""
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def manifest_text(args, opts, result, stats: dict, files: dict[str, str]) -> str:
+    """JSON text: sources with sha256, counts after each stage, drops, seed, versions, arguments, output hashes."""
+    from .pipeline import drop_counts
+
+    data = {
+        "name": opts.name,
+        "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
+        "arguments": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
+                      if not isinstance(v, list)} | {"inputs": [str(p) for p in args.inputs]},
+        "seed": opts.seed,
+        "ratios": list(opts.ratios),
+        "sources": [{"path": str(p), "sha256": sha256_file(p)} for p in result.files],
+        "counts": result.counts,
+        "drops": drop_counts(result.drops),
+        "errors_skipped": len(result.errors),
+        "splits": stats,
+        "outputs": {n: hashlib.sha256(t.encode("utf-8")).hexdigest() for n, t in sorted(files.items())
+                    if n.endswith(".jsonl")},
+        "versions": versions(),
+    }
+    return json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n"

@@ -1,0 +1,1 @@
+"""data/normalize wing of llamafactory_ext."""

@@ -1,0 +1,1 @@
+"""data/parse wing of llamafactory_ext."""

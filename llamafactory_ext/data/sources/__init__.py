@@ -1,0 +1,1 @@
+"""data/sources wing of llamafactory_ext."""

@@ -1,0 +1,116 @@
+"""The only writer: atomic files and the dataset_info.json merge.
+
+A run either replaces all its targets or leaves the folder exactly as it was (temp files + os.replace,
+with rollback if a later rename fails). ``dataset_info.json`` is ASCII-escaped because LF opens it
+without an encoding (GBK locales break otherwise).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from .dataset_info import merge_entries
+from .errors import DataError, UsageError
+
+INFO_FILE = "dataset_info.json"
+
+
+def jsonl_text(rows: Iterable[dict]) -> str:
+    """One JSON object per line, UTF-8 text kept readable (data files are opened as UTF-8 by ``datasets``)."""
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+
+
+def info_text(info: dict) -> str:
+    """dataset_info.json text: ASCII-escaped, 2-space indent, key order as given (stable across runs)."""
+    return json.dumps(info, ensure_ascii=True, indent=2) + "\n"
+
+
+def read_dataset_info(folder: Path) -> dict:
+    """Existing entries of ``folder/dataset_info.json`` ({} if absent); malformed → DataError, never rewritten."""
+    path = folder / INFO_FILE
+    if not path.exists():
+        return {}
+    raw = path.read_bytes()
+    try:
+        data = json.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise DataError(str(path), None, f"not UTF-8 ({exc.reason})", "save it as UTF-8; it was left unchanged") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(
+            str(path), exc.lineno, f"malformed JSON ({exc.msg}, column {exc.colno})",
+            "fix or move the file; it was left unchanged and nothing was written",
+        ) from None
+    if not isinstance(data, dict):
+        raise DataError(str(path), 1, f"top level is a {type(data).__name__}, expected an object of entries",
+                        "fix or move the file; it was left unchanged and nothing was written")
+    return data
+
+
+def write_files(files: Mapping[Path, str]) -> None:
+    """Write all files or none: stage every temp file first, then rename, rolling back on failure."""
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for path, text in files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            staged.append((_stage(path, text), path))
+        _commit(staged)
+    finally:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+
+
+def _stage(path: Path, text: str) -> Path:
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return Path(name)
+
+
+def _commit(staged: list[tuple[Path, Path]]) -> None:
+    """Rename temps over targets; if one rename fails, put back what was already replaced."""
+    backups: list[tuple[Path, Path | None]] = []
+    try:
+        for tmp, target in staged:
+            backup = None
+            if target.exists() and not target.is_dir():
+                backup = target.with_name(f".{target.name}.bak")
+                os.replace(target, backup)
+            backups.append((target, backup))
+            os.replace(tmp, target)
+    except OSError:
+        for target, backup in reversed(backups):
+            if backup is not None:
+                os.replace(backup, target)
+            else:
+                target.unlink(missing_ok=True)
+        raise
+    for _, backup in backups:
+        if backup is not None:
+            backup.unlink(missing_ok=True)
+
+
+def _refuse_changed(files: Mapping[Path, str]) -> None:
+    """An existing data file with other content is the user's data: keep it unless --overwrite."""
+    for path, text in files.items():
+        if path.is_file() and path.read_text(encoding="utf-8", errors="replace") != text:
+            raise UsageError(
+                f"{path}: exists with different content — pass --overwrite to replace it, or choose another --name"
+            )
+
+
+def write_dataset(folder: Path, data_files: Mapping[str, str], entries: dict[str, dict], *, overwrite: bool) -> dict:
+    """Write data files and merge ``entries`` into ``folder/dataset_info.json``, atomically; returns the merged info."""
+    info_path = folder / INFO_FILE
+    merged = merge_entries(read_dataset_info(folder), entries, overwrite=overwrite, path=str(info_path))
+    files = {folder / name: text for name, text in data_files.items()}
+    if not overwrite:
+        _refuse_changed(files)
+    files[info_path] = info_text(merged)
+    write_files(files)
+    return merged

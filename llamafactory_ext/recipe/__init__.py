@@ -1,0 +1,1 @@
+"""recipe wing of llamafactory_ext."""
