@@ -74,25 +74,29 @@ def _stage(path: Path, text: str) -> Path:
 
 def _commit(staged: list[tuple[Path, Path]]) -> None:
     """Rename temps over targets; if one rename fails, put back what was already replaced."""
-    backups: list[tuple[Path, Path | None]] = []
+    done: list[tuple[Path, Path | None]] = []  # (target, its backup) for every target already touched
     try:
         for tmp, target in staged:
             backup = None
-            if target.exists() and not target.is_dir():
+            if target.is_file():
                 backup = target.with_name(f".{target.name}.bak")
                 os.replace(target, backup)
-            backups.append((target, backup))
+            done.append((target, backup))
             os.replace(tmp, target)
     except OSError:
-        for target, backup in reversed(backups):
-            if backup is not None:
-                os.replace(backup, target)
-            else:
-                target.unlink(missing_ok=True)
+        _rollback(done)
         raise
-    for _, backup in backups:
+    for _, backup in done:
         if backup is not None:
             backup.unlink(missing_ok=True)
+
+
+def _rollback(done: list[tuple[Path, Path | None]]) -> None:
+    for target, backup in reversed(done):
+        if backup is not None:
+            os.replace(backup, target)
+        elif target.is_file():
+            target.unlink()
 
 
 def _refuse_changed(files: Mapping[Path, str]) -> None:

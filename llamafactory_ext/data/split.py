@@ -1,9 +1,9 @@
 """Seeded, stratified, order-independent train/val/test split (runs after dedup).
 
-Each stratum (sample kind + first term tag) is ordered by a seeded hash of the content id and its members are
-spread evenly over [0, 1); all samples are then ordered by that position and cut at the exact ratios. So the
-result depends only on the contents and the seed, each stratum lands in every split in proportion, and a sample
-(a whole conversation, its reasoning included) is never cut.
+Each stratum (sample kind + first term tag) gets val/test quotas in proportion to its size (largest remainder,
+so the totals are exact) and its members, ordered by a seeded hash of their content, fill them. So the result
+depends only on the contents and the seed, every stratum lands in each split in proportion, and a sample (a whole
+conversation, its reasoning included) is never cut.
 """
 
 from __future__ import annotations
@@ -46,47 +46,38 @@ def _rank_key(sample: Sample, seed: int) -> str:
     return hashlib.sha256(f"{seed}:{sample.uid}".encode()).hexdigest()
 
 
-def _positions(samples: Sequence[Sample], seed: int) -> list[tuple[float, str, Sample]]:
-    groups: dict[str, list[Sample]] = defaultdict(list)
-    for s in samples:
-        groups[stratum(s)].append(s)
-    placed = []
-    for name, members in groups.items():
-        members.sort(key=lambda s: _rank_key(s, seed))
-        offset = int(hashlib.sha256(f"{seed}:{name}".encode()).hexdigest()[:8], 16) / 16**8  # why: small strata must not all start at 0
-        n = len(members)
-        placed += [(((i + offset) / n) % 1.0, _rank_key(s, seed), s) for i, s in enumerate(members)]
-    placed.sort(key=lambda p: (p[0], p[1]))
-    return placed
+def _quotas(sizes: dict[str, int], ratio: float, total: int, seed: int) -> dict[str, int]:
+    """Per-stratum counts for one split: floors first, then the leftover by largest remainder (seeded ties)."""
+    exact = {k: n * ratio for k, n in sizes.items()}
+    quota = {k: int(v) for k, v in exact.items()}
+    leftover = total - sum(quota.values())
+    order = sorted(sizes, key=lambda k: (-(exact[k] - quota[k]), hashlib.sha256(f"{seed}:{k}".encode()).hexdigest()))
+    for k in order[: max(0, leftover)]:
+        quota[k] += 1
+    return quota
 
 
 def split(samples: Sequence[Sample], ratios: Sequence[float] = DEFAULT_RATIOS, seed: int = 0) -> dict[str, list[Sample]]:
     """Partition ``samples`` into train/val/test; same contents + seed → same partition, in any input order."""
-    placed = _positions(samples, seed)
-    n = len(placed)
-    n_val, n_test = round(n * ratios[1]), round(n * ratios[2])
-    n_train = n - n_val - n_test
-    # Interleave the cut: val and test take every k-th position so each spans all of [0, 1).
-    order = _assignments(n_train, n_val, n_test)
+    groups: dict[str, list[Sample]] = defaultdict(list)
+    for s in samples:
+        groups[stratum(s)].append(s)
+    sizes = {k: len(v) for k, v in groups.items()}
+    n = len(samples)
+    val_q = _quotas(sizes, ratios[1], round(n * ratios[1]), seed)
+    rest = {k: sizes[k] - val_q[k] for k in sizes}
+    test_ratio = ratios[2] / (1 - ratios[1]) if ratios[1] < 1 else 0.0
+    test_q = _quotas(rest, test_ratio, round(n * ratios[2]), seed + 1)
     out: dict[str, list[Sample]] = {k: [] for k in SPLITS}
-    for (_, _, s), name in zip(placed, order, strict=True):
-        out[name].append(s)
-    for name in SPLITS:
-        out[name].sort(key=lambda s: (s.source, s.line, s.uid))  # why: files read in source order are easier to review
+    for name, members in groups.items():
+        members.sort(key=lambda s: _rank_key(s, seed))
+        v, t = val_q[name], test_q[name]
+        out["val"] += members[:v]
+        out["test"] += members[v : v + t]
+        out["train"] += members[v + t :]
+    for part in out.values():
+        part.sort(key=lambda s: (s.source, s.line, s.uid))  # why: files read in source order are easier to review
     return out
-
-
-def _assignments(n_train: int, n_val: int, n_test: int) -> list[str]:
-    """A deterministic, evenly interleaved sequence of split names with exactly these counts."""
-    n = n_train + n_val + n_test
-    seq, given = [], {"train": 0, "val": 0, "test": 0}
-    target = {"train": n_train, "val": n_val, "test": n_test}
-    for i in range(n):
-        # Give the position to the split furthest behind its quota (largest-remainder walk).
-        name = max(SPLITS, key=lambda k: (target[k] * (i + 1) / n - given[k], -SPLITS.index(k)))
-        given[name] += 1
-        seq.append(name)
-    return seq
 
 
 def small_data_warning(parts: dict[str, list[Sample]]) -> str | None:
