@@ -1,6 +1,6 @@
 """Seeded, stratified, order-independent train/val/test split (runs after dedup).
 
-Each stratum (sample kind + first term tag) gets val/test quotas in proportion to its size (largest remainder,
+Each stratum (sample kind + rarest term tag) gets val/test quotas in proportion to its size (largest remainder,
 so the totals are exact) and its members, ordered by a seeded hash of their content, fill them. So the result
 depends only on the contents and the seed, every stratum lands in each split in proportion, and a sample (a whole
 conversation, its reasoning included) is never cut.
@@ -9,7 +9,7 @@ conversation, its reasoning included) is never cut.
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 
 from ..errors import UsageError
@@ -37,9 +37,11 @@ def parse_ratios(text: str) -> tuple[float, float, float]:
     return tuple(round(n / total, 6) for n in nums)  # type: ignore[return-value]
 
 
-def stratum(sample: Sample) -> str:
-    """What the split balances: the sample's kind and its first tag (e.g. a term category)."""
-    return f"{sample.kind}|{sample.tags[0] if sample.tags else ''}"
+def stratum(sample: Sample, tag_counts: Counter | None = None) -> str:
+    """What the split balances: the sample's kind and its rarest tag (e.g. a term category), so rare
+    categories are spread over the splits first; without counts, the first tag."""
+    tags = sorted(sample.tags, key=lambda t: (tag_counts[t], t)) if tag_counts else list(sample.tags)
+    return f"{sample.kind}|{tags[0] if tags else ''}"
 
 
 def _rank_key(sample: Sample, seed: int) -> str:
@@ -60,8 +62,9 @@ def _quotas(sizes: dict[str, int], ratio: float, total: int, seed: int) -> dict[
 def split(samples: Sequence[Sample], ratios: Sequence[float] = DEFAULT_RATIOS, seed: int = 0) -> dict[str, list[Sample]]:
     """Partition ``samples`` into train/val/test; same contents + seed → same partition, in any input order."""
     groups: dict[str, list[Sample]] = defaultdict(list)
+    tag_counts = Counter(t for s in samples for t in s.tags)
     for s in samples:
-        groups[stratum(s)].append(s)
+        groups[stratum(s, tag_counts)].append(s)
     sizes = {k: len(v) for k, v in groups.items()}
     n = len(samples)
     val_q = _quotas(sizes, ratios[1], round(n * ratios[1]), seed)

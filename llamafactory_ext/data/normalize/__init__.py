@@ -1,1 +1,43 @@
-"""data/normalize wing of llamafactory_ext."""
+"""Normalize stage of the dataset flow (sources → normalize → parse): str → str steps on prose only.
+
+Code fences, inline code and URLs are split off once (segments.py) and never changed; the steps
+(unicode → chinese → punct, one module each) run in order on every prose segment. Only line ends and
+invisible characters are cleaned in the whole text first (unicode.clean), so that they cannot hide a fence.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+from .chinese import MODES, check_mode, chinese
+from .punct import punct
+from .segments import Segment, split
+from .unicode import clean, trim, unicode
+
+Step = Callable[[str], str]
+T2S_MODES = MODES  # ("t2s", "tw2sp", "hk2s", "off")
+
+__all__ = ["T2S_MODES", "Step", "chinese", "normalize", "punct", "steps", "unicode"]
+
+
+@functools.cache  # normalize() runs once per sample: build each mode's tuple once
+def steps(t2s: str = "t2s") -> tuple[Step, ...]:
+    """The ordered prose steps for a t2s mode (UsageError on an unknown mode)."""
+    if check_mode(t2s) is None:
+        return (unicode, punct)
+    return (unicode, functools.partial(chinese, mode=t2s), punct)
+
+
+def _prose(text: str, pipeline: tuple[Step, ...]) -> str:
+    for step in pipeline:
+        text = step(text)
+    return text
+
+
+def normalize(text: str, t2s: str = "t2s") -> str:
+    """``text`` with every step applied to its prose; code and URLs come back unchanged."""
+    pipeline = steps(t2s)
+    segments = split(clean(text))  # a CRLF fence or a zero-width space before ``` must not hide code
+    done = [s if s.protected else Segment(_prose(s.text, pipeline), False) for s in segments]
+    return "".join(s.text for s in trim(done))
