@@ -65,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parse_args(argv)
     except SystemExit as exc:  # argparse: --help is 0, bad usage is 2
         return int(exc.code or 0)
+    args.argv = [str(a) for a in (sys.argv[1:] if argv is None else argv)]  # for the manifest
     try:
         return run(args)
     except DataError as err:
@@ -91,6 +92,13 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 1
     _gate(result, preset)
+    if not result.samples:
+        from .data.pipeline import drop_counts
+
+        _print_errors(result.errors)
+        raise DataError(", ".join(str(p) for p in opts.inputs), None,
+                        f"no sample left to write ({len(result.errors)} rejected, dropped {drop_counts(result.drops)})",
+                        "fix the errors above or relax the filters; nothing was written")
     written = _write(args, opts, result, mode)
     _summary(args, result, written)
     return 0
@@ -171,7 +179,8 @@ def _summary(args, result, written: dict[str, int]) -> None:
         for w in result.warnings:
             print(f"warning: {w}", file=sys.stderr)
         for d in result.drops[:20]:
-            print(f"dropped {d.sample.origin}: {d.reason}" + (f" ({d.detail})" if d.detail else ""), file=sys.stderr)
+            print(f"dropped {d.sample.origin} ({d.sample.kind}): {d.reason}" + (f" ({d.detail})" if d.detail else ""),
+                  file=sys.stderr)
         if result.errors:
             _print_errors(result.errors)
             print(f"skipped {len(result.errors)} bad record(s): see {args.out / (args.name + '.rejects.jsonl')}",

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -117,7 +118,8 @@ def _ensure_example(name: str, dataset_dir: Path, preset) -> None:
     print(f"building the example dataset '{name}' from {EXAMPLE_CORPUS} …", file=sys.stderr)
     # A thinking-only model must not see samples without reasoning (topic/code explanations have none).
     strict = ["--require-reasoning"] if preset.reasoning == "thinking_only" else []
-    code = build(["markdown", str(EXAMPLE_CORPUS), "--name", name, "--out", str(dataset_dir), "--model", preset.key,
+    corpus = os.path.relpath(EXAMPLE_CORPUS) if EXAMPLE_CORPUS.is_relative_to(Path.cwd()) else str(EXAMPLE_CORPUS)
+    code = build(["markdown", corpus, "--name", name, "--out", str(dataset_dir), "--model", preset.key,
                   "--quiet", *strict])
     if code:
         raise UsageError(f"building the example dataset failed (exit {code}); see the messages above")

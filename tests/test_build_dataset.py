@@ -98,7 +98,7 @@ def test_on_error_skip_writes_rejects(tmp_path, out, capsys):
 def test_empty_output_is_dropped_and_counted(tmp_path, out, capsys):
     src = jsonl(tmp_path / "a.jsonl", [GOOD_ALPACA, {"instruction": "空回答", "input": "", "output": ""}])
     code, text = run(capsys, "alpaca", src, "--name", "e", "--out", out, "--split", "100/0/0")
-    assert code == 0 and "a.jsonl:2: empty_response" in text
+    assert code == 0 and "a.jsonl:2 (instruction): empty_response" in text
     assert json.loads((out / "e.manifest.json").read_text())["drops"] == {"empty_response": 1}
 
 

@@ -151,3 +151,9 @@ def test_tag_inside_code_fence_is_kept_as_code_not_reasoning():
     (sample,) = convert_markdown(text, source="n.md")
     assert sample.turns[1].reasoning is None
     assert sample.turns[1].content == "用标签包住推理：\n\n```xml\n<think>\n推理\n</thinking>\n```"
+
+
+def test_bold_answer_text_after_a_plain_marker_keeps_its_asterisks():
+    text = "# T\n\n问：私钥会怎样？\n\n答：**私钥会被直接算出来。** 因为 k 重复。\n\n**问：** 什么是盐？\n\n**答：** 盐是随机数。\n"
+    answers = [s.turns[1].content for s in convert_markdown(text, source="t.md")]
+    assert answers == ["**私钥会被直接算出来。** 因为 k 重复。", "盐是随机数。"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
-import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -37,7 +36,7 @@ def manifest_text(args, opts, result, stats: dict, files: dict[str, str]) -> str
 
     data = {
         "name": opts.name,
-        "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
+        "command": ["python", "-m", "llamafactory_ext.build_dataset", *getattr(args, "argv", [])],
         "arguments": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
                       if not isinstance(v, list)} | {"inputs": [str(p) for p in args.inputs]},
         "seed": opts.seed,

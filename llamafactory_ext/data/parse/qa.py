@@ -53,7 +53,9 @@ WRITE_CODE = "{task}\n\n请写出对应的{lang}代码{about}。"
 
 def _marker(word: str) -> str:
     """``问：``, ``问1:``, ``**问：**``, ``**问**：``; written so no two whitespace runs touch (no backtracking blow-up)."""
-    return rf"(?:\*\*[ \t]*)?{word}(?:[ \t]*\d+)?[ \t]*(?:\*\*[ \t]*)?[:：][ \t]*(?:\*\*[ \t]*)?"
+    num = r"(?:[ \t]*\d+)?[ \t]*"
+    bold = rf"\*\*[ \t]*{word}{num}(?:\*\*[ \t]*[:：]|[:：][ \t]*\*\*)[ \t]*"  # a closing ** only after an opening one
+    return rf"(?:{bold}|{word}{num}[:：][ \t]*)"
 
 
 _Q_LINE = re.compile(rf"^[ \t]*{_marker('(?:问|問|Q)')}")
