@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from llamafactory_ext.data.terms import CATEGORIES, Lexicon, Term, coverage, load_lexicon, tag_terms
+from llamafactory_ext.data.terms import (
+    _JIEBA_WORD,
+    CATEGORIES,
+    Lexicon,
+    Term,
+    coverage,
+    load_lexicon,
+    tag_terms,
+)
 from llamafactory_ext.errors import DataError
 
 CORPUS = Path(__file__).resolve().parents[1] / "examples" / "crypto_notes"
@@ -194,3 +203,81 @@ def test_every_corpus_file_spans_several_categories(lexicon):
         assert len(categories) >= 4, (path.name, categories)
         seen |= set(categories)
     assert len(seen) >= 8, seen
+
+
+# --- the fast path equals jieba over the whole text ------------------------------------------------
+
+
+def tag_terms_reference(text: str, lexicon: Lexicon) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The straightforward tagger tag_terms replaced: jieba cuts ALL of the text, then a plain Latin regex."""
+    first: dict[Term, int] = {}
+    pos = 0
+    for token in lexicon.tokenizer.lcut(text, HMM=False) if lexicon.cjk_names else ():
+        term = lexicon.cjk_names.get(token)
+        if term is not None and term not in first:
+            first[term] = pos
+        pos += len(token)
+    word = "0-9A-Za-z_"
+    if lexicon.latin_names:
+        body = "|".join(re.escape(n) for n in sorted(lexicon.latin_names, key=len, reverse=True))
+        for m in re.finditer(rf"(?<![{word}])(?:{body})(?![{word}])", text, re.IGNORECASE):
+            term = lexicon.latin_names[m.group().lower()]
+            first[term] = min(first.get(term, m.start()), m.start())
+    found = sorted(first, key=first.__getitem__)
+    return tuple(t.term for t in found), tuple(sorted({t.category for t in found}))
+
+
+def test_block_regex_is_jiebas_own():
+    """Names are checked against _JIEBA_WORD, and tag_terms cuts jieba's blocks: the two must agree."""
+    import jieba
+
+    for code in range(0x10000):
+        ch = chr(code)
+        assert bool(_JIEBA_WORD.fullmatch(ch)) == bool(jieba.re_han_default.fullmatch(ch)), hex(code)
+
+
+def test_corpus_paragraphs_tag_exactly_as_a_full_text_cut(lexicon):
+    texts = [path.read_text(encoding="utf-8") for path in sorted(CORPUS.glob("*.md"))]
+    paragraphs = [p for text in texts for p in text.split("\n\n")]
+    assert len(paragraphs) > 100
+    tagged = 0
+    for text in paragraphs + texts:
+        got = tag_terms(text, lexicon)
+        assert got == tag_terms_reference(text, lexicon), text
+        tagged += bool(got[0])
+    assert tagged > len(paragraphs) // 2  # the comparison is not vacuous
+
+
+def _pieces(lexicon: Lexicon) -> st.SearchStrategy[str]:
+    names = sorted(lexicon.cjk_names)
+    latin = sorted(lexicon.latin_names)
+    name_chars = sorted({ch for n in names for ch in n if ord(ch) > 0x7F})
+    return st.one_of(
+        st.text(alphabet=st.sampled_from(name_chars), min_size=1, max_size=4),  # words across name edges
+        st.sampled_from(names),
+        st.sampled_from(names).map(lambda n: n[: len(n) // 2 + 1]),  # prefixes that overlap whole names
+        st.sampled_from(names).map(lambda n: n[len(n) // 2 :]),
+        st.sampled_from(latin).map(str.upper),
+        st.sampled_from(latin),
+        st.sampled_from(["办公", "钥匙", "的", "和", "使用", "密", "码", "公", "钥", "算法", "协议", "签名"]),
+        st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=6),
+        st.sampled_from(list("，。、；：？！（）《》“”—…·- +#&._%\t\n\r") + ["\r\n", "\u3000", "\u00a0"]),
+        st.text(alphabet=st.characters(min_codepoint=0x4E00, max_codepoint=0x9FFF), min_size=1, max_size=4),
+        st.text(alphabet=st.characters(min_codepoint=0x3400, max_codepoint=0x4DBF), max_size=2),  # outside jieba's Han
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(pieces=st.lists(_pieces(load_lexicon()), max_size=30))
+@example(pieces=["办公钥匙，", "我们用公钥"])  # cutting from the name on would wrongly find 公钥 in 办公钥匙
+def test_mixed_text_tags_exactly_as_a_full_text_cut(lexicon, pieces):
+    text = "".join(pieces)
+    assert tag_terms(text, lexicon) == tag_terms_reference(text, lexicon)
+
+
+def test_names_jieba_cannot_emit_and_empty_lexicons_behave_as_before():
+    odd = Lexicon((Term("伽罗瓦/计数器", (), "mode"), Term("公钥", ("pk",), "asymmetric")))  # '/' bypasses the loader
+    empty = Lexicon(())
+    for text in ("伽罗瓦/计数器用公钥", "pk 公钥", ""):
+        assert tag_terms(text, odd) == tag_terms_reference(text, odd)
+        assert tag_terms(text, empty) == ((), ())

@@ -92,6 +92,8 @@ stats = {k: float(v) for k, v in dict(n=len(L), mean=L.mean(), median=np.median(
 json.dump(stats, open(f"{DIR}/data/length_stats.json", "w"))
 print("dataset token lengths (approx, incl. template):", {k: round(v) for k, v in stats.items()}, flush=True)
 
+if "--tokenizer-and-data" in sys.argv:  # calib_ext.sh builds its own model shapes
+    sys.exit(0)
 # ---- model: Qwen3-4B-Thinking-2507 shape, random init, bf16 ----
 import torch
 from transformers import Qwen3Config, Qwen3ForCausalLM
