@@ -1,4 +1,4 @@
-"""Write the YAMLs of the calibration extension (1.5B and 7B Qwen2.5 shapes) for measure.py.
+"""Write the YAMLs of the calibration extension (Qwen2.5 1.5B / 7B shapes, multimodal gemma-3-4b) for measure.py.
 
     python bench/gpu/calib_ext.py ASSETS_DIR OUT_DIR
 """
@@ -21,6 +21,9 @@ VARIANTS = {
     "Q15_q4_pack_liger_gc_bs4": ("qwen2.5-1.5b", dict(per_device_train_batch_size=4, quantization_bit=4, **LIGER)),
     "Q7_pack_liger_gc_bs2": ("qwen2.5-7b", dict(per_device_train_batch_size=2, **LIGER)),
     "Q7_q4_pack_liger_gc_bs2": ("qwen2.5-7b", dict(per_device_train_batch_size=2, quantization_bit=4, **LIGER)),
+    "GMM_pack_liger_gc_bs4": ("gemma3_mm", dict(per_device_train_batch_size=4, template="gemma3", **LIGER)),
+    "GMM_q4_pack_liger_gc_bs4": ("gemma3_mm", dict(per_device_train_batch_size=4, template="gemma3", quantization_bit=4,
+                                                   **LIGER)),
     "Q7_pack_liger_nogc_bs1": ("qwen2.5-7b", dict(per_device_train_batch_size=1, disable_gradient_checkpointing=True,
                                                   **LIGER)),
 }

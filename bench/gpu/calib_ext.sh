@@ -11,7 +11,8 @@ stamp assets
 python3 bench/gpu/calib_ext.py $A $OUT/calib > /dev/null
 for v in ${1}; do
   shape=$(grep -E "^${v} " <(python3 bench/gpu/calib_ext.py $A $OUT/calib) | cut -d' ' -f2)
-  python3 bench/gpu/build_shape.py $A $shape 2>&1 | grep -v Writing | tail -1
+  if [ "$shape" = gemma3_mm ]; then python3 bench/gpu/build_gemma_mm.py $A/gemma3_mm 2>&1 | grep -v Writing | tail -2
+  else python3 bench/gpu/build_shape.py $A $shape 2>&1 | grep -v Writing | tail -1; fi
   timeout -k 10 ${PER_RUN_TIMEOUT:-120} python3 bench/gpu/measure.py $OUT/calib/$v.yaml --label $v --steps ${STEPS:-8} --warm 2 --out $OUT/calib_results.jsonl 2>&1 | grep -E "^\[|Error" | tail -2
   stamp "$v done"
 done
