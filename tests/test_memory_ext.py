@@ -1,4 +1,5 @@
-"""The VRAM model on shapes it was NOT fitted on: Qwen2.5-1.5B and 7B, measured on an H100 (bench/vram_calibration_ext.json)."""
+"""The VRAM model on shapes it was NOT fitted on: Qwen2.5-1.5B and 7B and the multimodal gemma-3-4b-it, measured on an
+H100 (bench/vram_calibration_ext.json)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from llamafactory_ext.recipe.memory import TrainSetup, estimate
 from llamafactory_ext.recipe.models import get_preset
 
 ROWS = json.loads((Path(__file__).resolve().parents[1] / "bench" / "vram_calibration_ext.json").read_text())["rows"]
-PRESET = {"qwen2.5-1.5b": "qwen2.5-1.5b-instruct", "qwen2.5-7b": "qwen2.5-7b-instruct"}
+PRESET = {"qwen2.5-1.5b": "qwen2.5-1.5b-instruct", "qwen2.5-7b": "qwen2.5-7b-instruct",
+          "gemma-3-4b-it-multimodal": "gemma-3-4b-it"}
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[r["name"] for r in ROWS])

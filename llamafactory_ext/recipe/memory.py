@@ -155,8 +155,9 @@ def lora_param_count(shape: Shape, rank: int) -> int:
 
 def _weight_bytes(shape: Shape, setup: TrainSetup) -> float:
     linear = shape.layers * shape.linear_params_per_layer
-    rest = shape.params - shape.vision_params - linear  # embeddings, (untied) lm_head, norms
+    rest = shape.params - linear  # embeddings, (untied) lm_head, norms
     per_linear = {None: setup.dtype_bytes, 4: NF4_BYTES_PER_PARAM, 8: INT8_BYTES_PER_PARAM}[setup.quant_bit]
+    # The vision tower stays 16-bit: LF keeps multimodal towers out of bnb quantization (measured, gemma-3 QLoRA).
     return linear * per_linear + (rest + shape.vision_params) * setup.dtype_bytes
 
 

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class Shape:
-    """Transformer dimensions. ``params`` counts every weight, embeddings included (in units, not billions)."""
+    """Transformer dimensions. ``params`` counts the language model's weights, embeddings included (in units, not
+    billions); a multimodal tower is counted apart in ``vision_params``."""
 
     params: int
     layers: int
