@@ -32,7 +32,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m llamafactory_ext.build_dataset",
                                 description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("source", choices=SOURCES, help="input kind")
-    p.add_argument("inputs", nargs="+", type=Path, help="files or folders (folders are searched recursively)")
+    p.add_argument("inputs", nargs="+", type=Path,
+                   help="files or folders (searched recursively); belle also takes the hub id BelleGroup/train_0.5M_CN")
     p.add_argument("--name", required=True, help="dataset name: entries become NAME_train / NAME_val / NAME_test")
     p.add_argument("--out", type=Path, default=Path("dataset_info"), help="output folder (default: dataset_info)")
     p.add_argument("--split", default="70/15/15", help="train/val/test ratios (default 70/15/15)")
@@ -85,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     from .data.pipeline import build
 
     opts, mode, preset = _options(args)
-    result = build(opts)
+    result = build(opts, progress=_progress(args))
     if result.errors and args.on_error == "fail":
         _print_errors(result.errors)
         print(f"{len(result.errors)} data error(s); nothing was written (fix them, or pass --on-error skip)",
@@ -102,6 +103,14 @@ def run(args: argparse.Namespace) -> int:
     written = _write(args, opts, result, mode)
     _summary(args, result, written)
     return 0
+
+
+def _progress(args: argparse.Namespace):
+    """A progress bar on stderr for inputs that take more than a couple of seconds (none with --quiet)."""
+    from tqdm import tqdm
+
+    return lambda items: tqdm(items, desc=f"{args.source} records", unit=" rec", delay=2, disable=args.quiet,
+                              leave=False)
 
 
 def _options(args: argparse.Namespace):

@@ -88,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
     hw = _hardware(args)
     calib = _calibration(args.dataset_dir, args.dataset)
     choices = Choices(quant=args.method, packing=args.packing, liger=not args.no_liger,
-                      effective_batch=args.effective_batch, dataset_dir=str(args.dataset_dir), calib_file=calib)
+                      effective_batch=args.effective_batch, dataset_dir=str(args.dataset_dir), calib_file=calib,
+                      recipes_dir=args.out.as_posix())
     result = plan(preset, model_path, facts, hw, choices)
     written = write_plan(result, args.out, args.stem, args.set, hw)
     if args.check:
@@ -163,6 +164,13 @@ def write_plan(result, out: Path, stem: str | None, overrides: Sequence[str], hw
         path = out / f"{stem}{suffix}.yaml"
         texts[path] = render(recipe, header=_header(result, recipe, path, hw))
         written[suffix] = path
+    if result.layout.zero:  # the DeepSpeed JSON the train recipe references, shipped with the package
+        from importlib.resources import files
+
+        from .recipe.plan import DS_FILES
+
+        name = DS_FILES[result.layout.zero]
+        texts[out / "deepspeed" / name] = files("llamafactory_ext.recipe").joinpath("deepspeed", name).read_text()
     io.write_files(texts)
     return written
 
@@ -236,7 +244,7 @@ def build_seed(seed, out: Path, dataset_dir: Path) -> dict[str, Path]:
     hw = describe(seed.gpu)
     calib = str(dataset_dir / f"{facts.name}_gptq_calib.jsonl")
     result = plan(preset, preset.hub_id, facts, hw, Choices(quant=seed.quant, dataset_dir=str(dataset_dir),
-                                                            calib_file=calib))
+                                                            calib_file=calib, recipes_dir=out.as_posix()))
     return write_plan(result, out, seed.stem, [], hw)
 
 

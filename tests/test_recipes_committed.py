@@ -33,8 +33,11 @@ def regenerated(tmp_path_factory):
 
 def test_every_committed_recipe_is_regenerated_identically(regenerated):
     _, out = regenerated
-    fresh = {p.name: p.read_text(encoding="utf-8") for p in sorted(out.glob("*.yaml"))}
-    committed = {p.name: p.read_text(encoding="utf-8") for p in sorted((ROOT / "recipes").glob("*.yaml"))}
+    def files(folder):
+        return {p.relative_to(folder).as_posix(): p.read_text(encoding="utf-8")
+                for pattern in ("*.yaml", "deepspeed/*.json") for p in sorted(folder.glob(pattern))}
+
+    fresh, committed = files(out), files(ROOT / "recipes")
     assert sorted(fresh) == sorted(committed), "run: python -m llamafactory_ext.build_recipe --seeds"
     for name in fresh:
         assert fresh[name] == committed[name], f"{name} is stale: python -m llamafactory_ext.build_recipe --seeds"

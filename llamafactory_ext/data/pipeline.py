@@ -5,8 +5,9 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from .filters import MAX_CHARS, filter_samples
 SOURCES = ("alpaca", "sharegpt", "openai", "belle", "markdown")
 JSON_SUFFIXES = (".json", ".jsonl")
 MD_SUFFIXES = (".md", ".markdown")
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
 
 @dataclass(frozen=True)
@@ -58,10 +60,12 @@ class BuildResult:
         return [s for part in self.splits.values() for s in part]
 
 
-def build(opts: BuildOptions) -> BuildResult:
-    """Run every stage; data errors are collected (the caller decides fail or skip), usage errors raise."""
+def build(opts: BuildOptions, progress: Callable[[Iterable], Iterable] = lambda items: items) -> BuildResult:
+    """Run every stage; data errors are collected (the caller decides fail or skip), usage errors raise.
+
+    ``progress`` wraps the stream of converted records (the CLI passes a tqdm bar that shows after 2 s)."""
     result = BuildResult(splits={})
-    converted = _separate(read_and_convert(opts, result.files), result)
+    converted = _separate(progress(read_and_convert(opts, result.files)), result)
     result.counts["read"] = len(converted) + len(result.errors)
     result.counts["converted"] = len(converted)
     samples = [_normalize(s, opts.t2s) for s in converted] if opts.source != "markdown" else converted
@@ -81,6 +85,9 @@ def read_and_convert(opts: BuildOptions, files: list[Path]) -> Iterator[Sample |
     """Samples and per-record errors from every input, in input order; unreadable files become errors."""
     from ..data.sources.files import find_files
 
+    if opts.source == "belle" and _is_hub_id(opts.inputs):
+        yield from _belle_hub(str(opts.inputs[0]), opts)
+        return
     suffixes = MD_SUFFIXES if opts.source == "markdown" else JSON_SUFFIXES
     for path in find_files(list(opts.inputs), suffixes):
         files.append(path)
@@ -88,6 +95,19 @@ def read_and_convert(opts: BuildOptions, files: list[Path]) -> Iterator[Sample |
             yield from _convert_file(path, opts)
         except DataError as err:
             yield err
+
+
+def _is_hub_id(inputs: tuple[Path, ...]) -> bool:
+    """One input that is not a local path but looks like ``Org/Name`` (e.g. BelleGroup/train_0.5M_CN)."""
+    text = str(inputs[0]) if len(inputs) == 1 else ""
+    return bool(HUB_ID.fullmatch(text)) and not Path(text).exists()
+
+
+def _belle_hub(name: str, opts: BuildOptions) -> Iterator[Sample | DataError]:
+    from .converters.alpaca import convert_alpaca
+    from .sources.belle import load_hub
+
+    yield from convert_alpaca(load_hub(name, opts.sample, opts.seed), f"hf://{name}")
 
 
 def _convert_file(path: Path, opts: BuildOptions) -> Iterator[Sample | DataError]:

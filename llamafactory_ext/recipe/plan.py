@@ -49,6 +49,7 @@ class Choices:
     effective_batch: int | None = None
     dataset_dir: str = "dataset_info"
     saves: str = "saves"
+    recipes_dir: str = "recipes"  # DeepSpeed JSONs are written to <recipes_dir>/deepspeed/ and referenced from there
     calib_file: str | None = None  # GPTQ calibration file (text column), written by build_recipe
 
 
@@ -171,7 +172,7 @@ def _train(stem, preset, model, facts, hyper, layout, hw, choices, thinking, cut
         model=model,
         method=MethodSection(stage="sft", do_train=True, finetuning_type="lora", lora_rank=hyper.lora_rank,
                              lora_alpha=hyper.lora_alpha, lora_dropout=hyper.lora_dropout or None, lora_target="all",
-                             deepspeed=_ds_path(layout)),
+                             deepspeed=ds_path(layout.zero, choices.recipes_dir)),
         dataset=dataset,
         output=OutputSection(output_dir=f"{choices.saves}/{stem}/sft", logging_steps=10 if large else 1,
                              save_strategy="steps" if large else "epoch", save_steps=500 if large else None,
@@ -230,9 +231,12 @@ def _chat(stem, model, preset, choices, thinking, new_tokens) -> ChatRecipe:
                       generation=GenerationSection(max_new_tokens=new_tokens, temperature=0.6, top_p=0.95))
 
 
-def _ds_path(layout: Layout) -> str | None:
-    return {None: None, "z3": "recipes/deepspeed/ds_z3_config.json",
-            "z3_offload": "recipes/deepspeed/ds_z3_offload_config.json"}[layout.zero]
+DS_FILES = {"z3": "ds_z3_config.json", "z3_offload": "ds_z3_offload_config.json"}
+
+
+def ds_path(zero: str | None, recipes_dir: str) -> str | None:
+    """Where the recipe points LF for its DeepSpeed config (relative to the launch folder, like dataset_dir)."""
+    return f"{recipes_dir}/deepspeed/{DS_FILES[zero]}" if zero else None
 
 
 def _layout_notes(layout: Layout, hw: Hardware, packing: str) -> list[str]:

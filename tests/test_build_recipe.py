@@ -1,0 +1,86 @@
+"""build_recipe CLI: the main job's outputs, and every bad request answered with the key and the fix (exit 2)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from llamafactory_ext.build_recipe import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    """The committed example dataset, copied so tests never touch the repo."""
+    folder = tmp_path_factory.mktemp("data") / "dataset_info"
+    folder.mkdir()
+    for p in (ROOT / "dataset_info").glob("crypto*"):
+        (folder / p.name).write_bytes(p.read_bytes())
+    (folder / "dataset_info.json").write_bytes((ROOT / "dataset_info" / "dataset_info.json").read_bytes())
+    return folder
+
+
+def run(capsys, *args) -> tuple[int, str]:
+    code = main([str(a) for a in args])
+    cap = capsys.readouterr()
+    return code, cap.out + cap.err
+
+
+def test_help(capsys):
+    code, text = run(capsys, "--help")
+    assert code == 0 and "--gpu" in text and "--set" in text
+
+
+def test_main_job_writes_a_consistent_set_and_prints_next_commands(data, tmp_path, capsys):
+    code, text = run(capsys, "--dataset-dir", data, "--out", tmp_path / "r", "--gpu", "1x24GB")
+    assert code == 0, text
+    names = sorted(p.name for p in (tmp_path / "r").iterdir())
+    assert names == [f"qwen3_thinking_lora{s}.yaml" for s in ("", "_chat", "_gptq", "_merge", "_predict")]
+    assert f"llamafactory-cli train {tmp_path / 'r' / 'qwen3_thinking_lora.yaml'}" in text
+    assert "memory: ~" in text and "GiB needed of" in text  # the estimate next to the GPU's memory
+    train = yaml.safe_load((tmp_path / "r" / "qwen3_thinking_lora.yaml").read_text(encoding="utf-8"))
+    assert train["template"] == "qwen3" and train["enable_thinking"] is True
+    assert isinstance(train["learning_rate"], float) and isinstance(train["warmup_steps"], float)
+    assert "warmup_ratio" not in train
+    calib = [json.loads(x) for x in (data / "crypto_gptq_calib.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert calib and all(len(r["text"]) >= 3000 for r in calib)  # LF's GPTQ needs texts longer than maxlen
+
+
+def test_zero3_plan_writes_the_deepspeed_json_it_references(tmp_path, capsys):
+    facts_dir = tmp_path / "d"
+    facts_dir.mkdir()
+    splits = {"train": {"samples": 1400, "with_reasoning": 0, "kinds": {"instruction": 1400},
+                        "tokens_est": {"p50": 180, "p99": 900, "max": 1400}}}
+    (facts_dir / "belle.manifest.json").write_text(json.dumps({"splits": splits}))
+    out = tmp_path / "r"
+    code, text = run(capsys, "--model", "qwen2.5-7b-instruct", "--dataset", "belle", "--dataset-dir", facts_dir,
+                     "--out", out, "--gpu", "2x16GB")
+    assert code == 0, text
+    train = yaml.safe_load((out / "qwen25_7b_lora_ds_z3.yaml").read_text())
+    assert train["deepspeed"] == f"{out.as_posix()}/deepspeed/ds_z3_config.json"
+    assert json.loads(Path(train["deepspeed"]).read_text())["zero_optimization"]["stage"] == 3
+    assert "FORCE_TORCHRUN=1 llamafactory-cli train" in text
+
+
+@pytest.mark.parametrize("args,parts", [
+    (["--model", "qwen3-4b-thinkin"], ["Unknown model", "qwen3-4b-thinking"]),
+    (["--model", "baichuan2-7b-chat"], ["baichuan2", "qwen2.5-7b-instruct"]),
+    (["--set", "lerning_rate=1e-4"], ["lerning_rate", "learning_rate"]),
+    (["--set", "warmup_ratio=0.1"], ["warmup_ratio", "warmup_steps"]),
+    (["--set", "learning_rate=fast"], ["learning_rate"]),
+    (["--dataset", "nope"], ["nope.manifest.json", "build_dataset"]),
+    (["--gpu", "2xA100-48GB"], ["A100"]),
+    (["--template", "qwen"], ["--template goes with --model-path"]),
+    (["--model-path", "nowhere"], ["pass --template"]),
+    (["--model-path", "nowhere", "--template", "qwen"], ["nowhere"]),
+])
+def test_bad_requests_name_the_key_and_write_nothing(args, parts, data, tmp_path, capsys):
+    code, text = run(capsys, "--dataset-dir", data, "--out", tmp_path / "r", "--gpu", "1x24GB", *args)
+    assert code in (1, 2), text
+    for part in parts:
+        assert part in text, f"{part!r} not in {text!r}"
+    assert not (tmp_path / "r").exists()
