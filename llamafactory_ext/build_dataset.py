@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import DataError, ExtError, UsageError
+from .errors import DataError, UsageError, exit_code
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 MAX_PRINTED_ERRORS = 50  # why: enough to see the pattern; the rest is in the count and the rejects file
@@ -67,19 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse: --help is 0, bad usage is 2
         return int(exc.code or 0)
     args.argv = [str(a) for a in (sys.argv[1:] if argv is None else argv)]  # for the manifest
-    try:
-        return run(args)
-    except DataError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    except ExtError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except OSError as err:
-        if args.debug:
-            raise
-        print(f"error: could not write to {args.out}: {err} — nothing was changed", file=sys.stderr)
-        return 1
+    return exit_code(lambda: run(args), debug=args.debug, write_target=args.out)
 
 
 def run(args: argparse.Namespace) -> int:

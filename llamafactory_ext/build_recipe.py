@@ -21,7 +21,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import DataError, ExtError, UsageError
+from .errors import UsageError, exit_code
 
 EXAMPLE_CORPUS = Path(__file__).resolve().parent.parent / "examples" / "crypto_notes"
 DEFAULT_GPU = "1x24GB"  # why: the common single card of our users (RTX 3090/4090, A10, L4) when none is found here
@@ -60,22 +60,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
-    try:
-        if args.seeds:
-            from .recipe.seeds import SEEDS
+    return exit_code(lambda: _seeds(args) if args.seeds else run(args), debug=args.debug, write_target=args.out)
 
-            for seed in SEEDS:
-                build_seed(seed, args.out, args.dataset_dir)
-            return 0
-        return run(args)
-    except DataError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    except ExtError as err:
-        if args.debug:
-            raise
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+
+def _seeds(args: argparse.Namespace) -> int:
+    from .recipe.seeds import SEEDS
+
+    for seed in SEEDS:
+        build_seed(seed, args.out, args.dataset_dir)
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,7 +6,8 @@ Library code raises; only the CLIs catch, print and choose the exit code (1 data
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+import sys
+from collections.abc import Callable, Iterable
 
 
 class ExtError(ValueError):
@@ -57,3 +58,24 @@ def lookup(registry: dict, what: str, name: str):
         return registry[name]
     except KeyError:
         raise UnknownNameError(what, name, registry) from None
+
+
+def exit_code(run: Callable[[], int], *, debug: bool = False, write_target: object = None) -> int:
+    """Run a CLI body; print our errors as ``error: …`` and map them to exit codes (1 data, 2 usage/recipe).
+
+    ``write_target`` names what an OSError failed to write (the writer guarantees nothing was changed)."""
+    try:
+        return run()
+    except DataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except ExtError as err:
+        if debug:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        if debug or write_target is None:
+            raise
+        print(f"error: could not write to {write_target}: {err} — nothing was changed", file=sys.stderr)
+        return 1

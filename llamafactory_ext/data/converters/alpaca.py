@@ -6,22 +6,14 @@ from collections.abc import Iterable, Iterator
 
 from ...errors import DataError
 from ...records import Sample, Turn
-from .common import split_reasoning, text_field
+from .common import convert_rows, split_reasoning, text_field
 
 KNOWN = {"instruction", "input", "output", "system", "history", "id"}
 
 
 def convert_alpaca(records: Iterable[tuple[int, object] | DataError], source: str) -> Iterator[Sample | DataError]:
     """Yield one Sample per row, or a DataError for a row that cannot be used."""
-    for item in records:
-        if isinstance(item, DataError):
-            yield item
-            continue
-        line, row = item
-        try:
-            yield _row(row, source, line)
-        except DataError as err:
-            yield err
+    return convert_rows(records, source, _row)
 
 
 def _row(row: object, path: str, line: int) -> Sample:

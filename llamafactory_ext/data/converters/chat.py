@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ...errors import DataError
 from ...records import Sample, Turn
-from .common import check_turns, split_reasoning
+from .common import check_turns, convert_rows, split_reasoning
 
 
 @dataclass(frozen=True)
@@ -37,15 +37,7 @@ OPENAI = Dialect("openai", "messages", "role", "content",
 
 def convert_chat(records: Iterable[tuple[int, object] | DataError], source: str, dialect: Dialect) -> Iterator[Sample | DataError]:
     """Yield one Sample per conversation, or a DataError for a row that cannot be used."""
-    for item in records:
-        if isinstance(item, DataError):
-            yield item
-            continue
-        line, row = item
-        try:
-            yield _row(row, source, line, dialect)
-        except DataError as err:
-            yield err
+    return convert_rows(records, source, lambda row, path, line: _row(row, path, line, dialect))
 
 
 def _row(row: object, path: str, line: int, d: Dialect) -> Sample:

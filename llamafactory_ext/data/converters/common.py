@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable, Iterator
 
 from ...errors import DataError
-from ...records import Turn
+from ...records import Sample, Turn
 
 # A reasoning block at the start of an assistant message, in either tag spelling.
 _LEADING_THINK = re.compile(r"^\s*<(think|thinking)>(.*?)</\1>\s*", re.S)
@@ -61,3 +62,17 @@ def check_turns(turns: list[Turn], path: str, line: int) -> None:
             )
     if turns[-1].role != "assistant":
         raise DataError(path, line, "conversation ends with a user turn", "add the assistant's answer or drop the last user message")
+
+
+def convert_rows(records: Iterable[tuple[int, object] | DataError], source: str,
+                 row: Callable[[object, str, int], Sample]) -> Iterator[Sample | DataError]:
+    """Apply a row converter to (line, row) records; reader errors and row errors are yielded, not raised."""
+    for item in records:
+        if isinstance(item, DataError):
+            yield item
+            continue
+        line, value = item
+        try:
+            yield row(value, source, line)
+        except DataError as err:
+            yield err
