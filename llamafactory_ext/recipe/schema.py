@@ -1,17 +1,15 @@
 """Pydantic model of the LLaMA-Factory 0.9.5 YAML recipes we write, with LF's launch-time cross-rules run at build time.
 
 RECIPE flow: plan (pure) → **Recipe** → render.py (YAML text, overrides) → lf_check.py (LF's own parser) → io.
+The cross-rules live in rules.py (split out when this file passed 550 lines; one function per LF rule).
 A field left None is not written, so LF's own default applies; cross-rules read those defaults from LF_DEFAULTS.
 """
 
 from __future__ import annotations
 
 import difflib
-import json
-import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from functools import cache
-from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
@@ -28,14 +26,10 @@ from pydantic import (
 )
 
 from ..errors import RecipeError, UnknownNameError, lookup
-from .models import LF_REASONING_TEMPLATES, LF_TEMPLATES
+from . import rules as lf_rules
+from .models import LF_TEMPLATES
+from .rules import EFFICIENT_EOS_TEMPLATES, QUANT_BITS, Rule, zero_stage  # noqa: F401 - re-exported
 
-# LF 0.9.5 templates registered with efficient_eos=True: data/template.py refuses `train_on_prompt` with them.
-_EFFICIENT_EOS_NAMES = """
-aeva bailing bailing_v2 breeze chatglm3 dots_ocr falcon fewshot gemma2 glm4 glm4_5v glm4_7 glm4_moe glm4v glm_ocr glmz1
-gpt_oss index solar yi_vl
-"""
-EFFICIENT_EOS_TEMPLATES = frozenset(_EFFICIENT_EOS_NAMES.split())
 # Keys where LF gives null a meaning: an explicit None is written as `key: null` (enable_thinking: null is LF's
 # mixed CoT mode, unlike its default true; LF's own examples write resume_from_checkpoint: null). Any other key
 # set to None is simply not written.
@@ -56,8 +50,6 @@ LF_DEFAULTS: dict[str, Any] = {
     "train_on_prompt": False, "mask_history": False, "neat_packing": False, "quantization_method": "bnb",
     "infer_backend": "huggingface", "enable_thinking": True, "preserve_thinking": False,
 }
-# Bits each on-the-fly quantization backend accepts (LF model/model_utils/quantization.py).
-QUANT_BITS = {"bnb": {4, 8}, "hqq": {1, 2, 3, 4, 5, 6, 8}, "eetq": {8}}
 
 
 def _opt(description: str, **constraints: Any) -> Any:
@@ -251,7 +243,6 @@ def _known_template(name: str | None) -> str | None:
     return name
 
 
-Rule = Callable[["Recipe"], str | None]
 
 
 class Recipe(BaseModel):
@@ -284,7 +275,7 @@ class Recipe(BaseModel):
     @property
     def notes(self) -> tuple[str, ...]:
         """Launch notes and warnings: things that are legal but deserve a line in the CLI output."""
-        return tuple(note for check in _NOTES if (note := check(self)))
+        return tuple(note for check in lf_rules.NOTES if (note := check(self)))
 
     @model_validator(mode="after")
     def _cross_rules(self) -> Recipe:
@@ -292,173 +283,6 @@ class Recipe(BaseModel):
         if problems:
             raise ValueError("\n".join(problems))
         return self
-
-
-# ---- cross-rules: each returns a message naming the keys and the fix, or None ---------------------------------
-
-
-def zero_stage(deepspeed: str | None) -> int | None:
-    """ZeRO stage of a DeepSpeed config: read from the file when it exists, else from LF's name (ds_z3_...)."""
-    if not deepspeed:
-        return None
-    path = Path(deepspeed)
-    try:
-        return int(json.loads(path.read_text(encoding="utf-8"))["zero_optimization"]["stage"])
-    except (OSError, ValueError, KeyError, TypeError):
-        match = re.search(r"(?:^|[^a-z])z(?:ero)?_?(\d)", path.name.lower())
-        return int(match.group(1)) if match else None
-
-
-def _needs_lora_or_oft(r: Recipe) -> str | None:
-    if r.value("quantization_bit") is not None and r.value("finetuning_type") not in ("lora", "oft"):
-        return (f"quantization_bit + finetuning_type={r.value('finetuning_type')}: LF quantizes only for LoRA/OFT — "
-                "set finetuning_type: lora (QLoRA) or drop quantization_bit")
-
-
-def _quant_bits(r: Recipe) -> str | None:
-    bit, method = r.value("quantization_bit"), r.value("quantization_method")
-    if bit is not None and bit not in QUANT_BITS[method]:
-        return f"quantization_bit={bit}: quantization_method {method} supports {sorted(QUANT_BITS[method])} bits"
-
-
-def _adapter_needs_lora(r: Recipe) -> str | None:
-    if r.value("adapter_name_or_path") and r.value("finetuning_type") != "lora":
-        return "adapter_name_or_path: adapters load only with finetuning_type: lora"
-
-
-def _quantized_single_adapter(r: Recipe) -> str | None:
-    adapters = r.value("adapter_name_or_path")
-    if r.value("quantization_bit") is not None and adapters and "," in adapters:
-        return "adapter_name_or_path + quantization_bit: a quantized model takes one adapter — merge them first"
-
-
-def _val_size_xor_eval_dataset(r: Recipe) -> str | None:
-    if r.value("eval_dataset") and r.value("val_size") > 1e-6:  # LF's own threshold
-        return ("val_size + eval_dataset: LF accepts one source of eval data — drop val_size (split off `dataset`) "
-                "or eval_dataset (a separate set)")
-
-
-def _val_size_needs_dataset(r: Recipe) -> str | None:
-    if r.value("val_size") > 1e-6 and not r.value("dataset"):
-        return "val_size without dataset: val_size splits `dataset` — set dataset or use eval_dataset instead"
-
-
-def _sft_only(r: Recipe) -> str | None:
-    used = [k for k in ("predict_with_generate", "neat_packing", "train_on_prompt", "mask_history") if r.value(k)]
-    if used and r.value("stage") != "sft":
-        return f"{', '.join(used)} + stage={r.value('stage')}: LF allows these only with stage: sft"
-
-
-def _predict_needs_generate(r: Recipe) -> str | None:
-    if r.value("do_predict") and r.value("stage") == "sft" and not r.value("predict_with_generate"):
-        return "do_predict needs predict_with_generate: true (LF saves no predictions without it)"
-
-
-def _generate_not_zero3(r: Recipe) -> str | None:
-    if r.value("predict_with_generate") and zero_stage(r.value("deepspeed")) == 3:
-        return ("predict_with_generate + deepspeed (ZeRO-3): LF refuses to generate under ZeRO-3 — predict in a "
-                "separate run without deepspeed, or use a ZeRO-2 config")
-
-
-def _generate_not_accuracy(r: Recipe) -> str | None:
-    if r.value("predict_with_generate") and r.value("compute_accuracy"):
-        return "predict_with_generate + compute_accuracy: LF computes one or the other — drop one"
-
-
-def _eval_needs_data(r: Recipe) -> str | None:
-    wants = [k for k in ("do_eval", "do_predict", "predict_with_generate") if r.value(k)]
-    if r.value("eval_strategy") != "no":
-        wants.append(f"eval_strategy={r.value('eval_strategy')}")
-    if wants and not r.value("eval_dataset") and r.value("val_size") <= 1e-6:
-        return f"{', '.join(wants)}: needs eval data — set eval_dataset or val_size > 0"
-
-
-def _bf16_xor_fp16(r: Recipe) -> str | None:
-    if r.value("bf16") and r.value("fp16"):
-        return "bf16 + fp16: pick one mixed precision (bf16 on Ampere or newer, fp16 before)"
-
-
-def _pure_bf16_not_zero3(r: Recipe) -> str | None:
-    if r.value("pure_bf16") and zero_stage(r.value("deepspeed")) == 3:
-        return "pure_bf16 + deepspeed (ZeRO-3): LF refuses the pair — use bf16: true instead of pure_bf16"
-
-
-def _neat_packing_fa2(r: Recipe) -> str | None:
-    batch = r.value("per_device_train_batch_size")
-    if r.value("neat_packing") and r.value("flash_attn") == "fa2" and batch != 1:
-        return (f"neat_packing + flash_attn=fa2 + per_device_train_batch_size={batch}: LF's collator asserts a "
-                "batch of 1 — set per_device_train_batch_size: 1 and raise gradient_accumulation_steps")
-
-
-def _mask_history_xor_train_on_prompt(r: Recipe) -> str | None:
-    if r.value("mask_history") and r.value("train_on_prompt"):
-        return "mask_history + train_on_prompt: LF refuses the pair — drop one"
-
-
-def _train_on_prompt_template(r: Recipe) -> str | None:
-    if r.value("train_on_prompt") and r.value("template") in EFFICIENT_EOS_TEMPLATES:
-        return (f"train_on_prompt + template={r.value('template')}: this template uses an efficient EOS and LF "
-                "refuses train_on_prompt with it — drop train_on_prompt")
-
-
-def _hf_backend(r: Recipe) -> str | None:
-    if r.value("infer_backend") != "huggingface":
-        return f"infer_backend={r.value('infer_backend')}: train and predict run on huggingface only — drop it"
-
-
-def _is_training(r: Recipe) -> str | None:
-    if not r.value("do_train"):
-        return "do_train: a train recipe must set do_train: true (LF's default false trains nothing)"
-    if not r.value("dataset"):
-        return "dataset: a train recipe needs dataset (keys of dataset_info.json)"
-
-
-def _is_predicting(r: Recipe) -> str | None:
-    if not r.value("do_predict") or r.value("do_train") or r.value("stage") != "sft":
-        return "do_predict / do_train / stage: a predict recipe has do_predict: true, no do_train, stage: sft"
-
-
-def _export_rules(r: Recipe) -> str | None:
-    if r.value("quantization_bit") is not None:
-        return ("quantization_bit: export needs full-precision weights — drop it "
-                "(GPTQ export is export_quantization_bit)")
-    if r.value("export_quantization_bit") is not None:
-        if r.value("adapter_name_or_path"):
-            return ("export_quantization_bit + adapter_name_or_path: LF quantizes merged weights only — merge "
-                    "first (an export recipe without export_quantization_bit), then quantize the merged folder")
-        if not r.value("export_quantization_dataset"):
-            return "export_quantization_bit needs export_quantization_dataset (a file or hub id with a text column)"
-
-
-def _vllm_rules(r: Recipe) -> str | None:
-    if r.value("infer_backend") != "vllm":
-        return None
-    if r.value("quantization_bit") is not None:
-        return "infer_backend=vllm + quantization_bit: vLLM has no bnb loading — drop quantization_bit"
-    if "," in (r.value("adapter_name_or_path") or ""):
-        return "infer_backend=vllm + adapter_name_or_path: vLLM takes one adapter — merge them first"
-
-
-def _torchrun_note(r: Recipe) -> str | None:
-    if r.needs_torchrun:
-        return (f"deepspeed is set: launch with FORCE_TORCHRUN=1 llamafactory-cli {r.command} <recipe> "
-                "(LF refuses DeepSpeed without a distributed launch, even on one GPU)")
-
-
-def _thinking_note(r: Recipe) -> str | None:
-    template = r.value("template")
-    keys = [k for _, s in r.sections() for k in ("enable_thinking", "preserve_thinking") if k in s.model_fields_set]
-    if keys and template is not None and template not in LF_REASONING_TEMPLATES:
-        return f"{', '.join(keys)}: no effect with template {template} (not a reasoning template)"
-
-
-_MODEL_RULES: tuple[Rule, ...] = (_needs_lora_or_oft, _quant_bits, _adapter_needs_lora, _quantized_single_adapter)
-_DATA_RULES: tuple[Rule, ...] = (
-    _val_size_xor_eval_dataset, _val_size_needs_dataset, _sft_only, _predict_needs_generate, _generate_not_zero3,
-    _generate_not_accuracy, _eval_needs_data, _pure_bf16_not_zero3, _mask_history_xor_train_on_prompt,
-    _train_on_prompt_template, _hf_backend,
-)
-_NOTES: tuple[Rule, ...] = (_torchrun_note, _thinking_note)
 
 
 # ---- the four recipe kinds ---------------------------------------------------------------------------------------
@@ -470,7 +294,7 @@ class TrainRecipe(Recipe):
     kind: ClassVar[str] = "train"
     command: ClassVar[str] = "train"
     rules: ClassVar[tuple[Rule, ...]] = (
-        _is_training, *_MODEL_RULES, *_DATA_RULES, _bf16_xor_fp16, _neat_packing_fa2)
+        lf_rules.is_training, *lf_rules.MODEL_RULES, *lf_rules.DATA_RULES, lf_rules.bf16_xor_fp16, lf_rules.neat_packing_fa2)
     model: ModelSection
     method: MethodSection = Field(default_factory=MethodSection, description="Stage and fine-tuning method.")
     dataset: DatasetSection
@@ -488,7 +312,7 @@ class PredictRecipe(Recipe):
 
     kind: ClassVar[str] = "predict"
     command: ClassVar[str] = "train"
-    rules: ClassVar[tuple[Rule, ...]] = (_is_predicting, *_MODEL_RULES, *_DATA_RULES)
+    rules: ClassVar[tuple[Rule, ...]] = (lf_rules.is_predicting, *lf_rules.MODEL_RULES, *lf_rules.DATA_RULES)
     model: ModelSection
     method: MethodSection = Field(default_factory=_predict_method, description="stage: sft, do_predict: true.")
     dataset: DatasetSection
@@ -502,7 +326,7 @@ class ExportRecipe(Recipe):
 
     kind: ClassVar[str] = "export"
     command: ClassVar[str] = "export"
-    rules: ClassVar[tuple[Rule, ...]] = (*_MODEL_RULES, _export_rules)
+    rules: ClassVar[tuple[Rule, ...]] = (*lf_rules.MODEL_RULES, lf_rules.export_rules)
     model: ModelSection
     template: TemplateSection = Field(default_factory=TemplateSection, description="Template of the exported model.")
     export: ExportSection
@@ -513,7 +337,7 @@ class ChatRecipe(Recipe):
 
     kind: ClassVar[str] = "chat"
     command: ClassVar[str] = "chat"
-    rules: ClassVar[tuple[Rule, ...]] = (*_MODEL_RULES, _vllm_rules)
+    rules: ClassVar[tuple[Rule, ...]] = (*lf_rules.MODEL_RULES, lf_rules.vllm_rules)
     model: ModelSection
     template: TemplateSection = Field(default_factory=TemplateSection, description="Chat template and thinking mode.")
     generation: GenerationSection = Field(default_factory=GenerationSection, description="Sampling settings.")
