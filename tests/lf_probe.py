@@ -20,7 +20,8 @@ def lf_encode(model: Path, dataset_dir: Path, dataset: str, template: str, tmp: 
 
     args = dict(model_name_or_path=str(model), stage="sft", do_train=True, finetuning_type="lora", dataset=dataset,
                 dataset_dir=str(dataset_dir), template=template, cutoff_len=1024, output_dir=str(tmp / "out"),
-                overwrite_cache=True, report_to="none", **extra)
+                overwrite_cache=True, report_to="none")
+    args.update(extra)
     model_args, data_args, training_args, _, _ = get_train_args(args)
     tokenizer_module = load_tokenizer(model_args)
     tok = tokenizer_module["tokenizer"]

@@ -73,3 +73,36 @@ def test_plain_mode_drops_or_shows_reasoning(tmp_path, tiny_qwen3):
                      "--template-mode", "plain", "--plain-reasoning", choice, "--quiet"]) == 0
         (row,) = lf_encode(tiny_qwen3, folder, "p_train", "qwen", tmp_path)
         assert row["labels"].startswith(expected) and "<think>" not in row["labels"]
+
+
+@pytest.fixture(scope="module")
+def crypto(tmp_path_factory):
+    """The shipped markdown corpus built twice: for a thinking model, and in plain mode with reasoning as text."""
+    from pathlib import Path
+
+    corpus = Path(__file__).resolve().parents[1] / "examples" / "crypto_notes"
+    root = tmp_path_factory.mktemp("crypto")
+    assert main(["markdown", str(corpus), "--name", "c", "--out", str(root / "think"), "--split", "100/0/0",
+                 "--model", "qwen3-4b-thinking", "--require-reasoning", "--quiet"]) == 0
+    assert main(["markdown", str(corpus), "--name", "c", "--out", str(root / "plain"), "--split", "100/0/0",
+                 "--model", "qwen2.5-1.5b-instruct", "--plain-reasoning", "text", "--quiet"]) == 0
+    return root
+
+
+def test_markdown_thinking_samples_train_one_think_block_then_the_answer(crypto, tiny_qwen3, tmp_path):
+    rows = lf_encode(tiny_qwen3, crypto / "think", "c_train", "qwen3", tmp_path, cutoff_len=8192)
+    assert len(rows) >= 30
+    for r in rows:
+        labels = r["labels"]
+        assert labels.startswith("<think>\n") and labels.count("<think>") == 1 and labels.count("</think>") == 1
+        reasoning, answer = labels.split("\n</think>\n\n")
+        assert reasoning.strip() != "<think>" and answer.strip().endswith("<|im_end|>")
+        assert len(answer.replace("<|im_end|>", "").strip()) > 0
+        assert "<thinking>" not in labels and "<think>" not in r["prompt"]
+
+
+@pytest.mark.parametrize("template", ["qwen3_nothink", "qwen"])
+def test_markdown_plain_mode_keeps_reasoning_as_visible_text(crypto, tiny_qwen3, tmp_path, template):
+    rows = lf_encode(tiny_qwen3, crypto / "plain", "c_train", template, tmp_path, cutoff_len=8192)
+    assert rows and not any("<think>" in r["labels"] for r in rows)
+    assert sum("思考过程：" in r["labels"] for r in rows) >= 30  # reasoning shown as a labelled paragraph
