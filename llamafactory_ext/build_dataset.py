@@ -175,6 +175,10 @@ def _summary(args, result, written: dict[str, int]) -> None:
     if not args.quiet:
         for w in result.warnings:
             print(f"warning: {w}", file=sys.stderr)
+        for q in result.quality[:20]:
+            print(f"warning: {q.sample_origin}: reasoning {q.code}: {q.message}", file=sys.stderr)
+        if len(result.quality) > 20:
+            print(f"… {len(result.quality) - 20} more reasoning warnings: see the report", file=sys.stderr)
         for d in result.drops[:20]:
             print(f"dropped {d.sample.origin} ({d.sample.kind}): {d.reason}" + (f" ({d.detail})" if d.detail else ""),
                   file=sys.stderr)

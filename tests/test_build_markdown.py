@@ -315,3 +315,17 @@ def test_no_sample_left_is_an_error_and_writes_nothing(case, tmp_path, out):
     code, text = call("markdown", tmp_path / "notes", "--name", "z", "--out", out, *flags)
     assert code == 1, text
     assert " — " in text and snapshot(out) == before
+
+
+def test_weak_reasoning_is_warned_with_its_line_and_dropped_in_strict_mode(tmp_path, out):
+    body = ("# 哈希\n\n问：SHA-256 的输出多长？\n\n<thinking>\n256 位。\n</thinking>\n\n答：256 位，即 32 字节。\n\n"
+            "问：SM3 的输出多长？\n\n<thinking>\n首先分析问题：SM3 是国密杂凑算法。然后回忆标准：输出 256 位。"
+            "因此答案是 256 位。\n</thinking>\n\n答：256 位。\n")
+    write_notes(tmp_path / "notes", {"notes.md": body})
+    code, text = call("markdown", tmp_path / "notes", "--name", "w", "--out", out, "--split", "100/0/0")
+    assert code == 0 and "notes.md:3: reasoning no_conclusion" in text
+    code, text = call("markdown", tmp_path / "notes", "--name", "w2", "--out", out, "--split", "100/0/0",
+                      "--strict-reasoning")
+    assert code == 0 and "weak_reasoning" in text
+    rows = (out / "w2_train.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(rows) == 1 and "SM3" in rows[0]
