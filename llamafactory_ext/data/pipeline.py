@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import DataError, UsageError
+from ..errors import DataError
 from ..records import Sample, Turn
 from . import split as splitting
 from .dedup import Drop, dedup
@@ -186,14 +186,3 @@ def _reasoning_stage(samples: list[Sample], opts: BuildOptions, result: BuildRes
 
 def drop_counts(drops: Iterable[Drop]) -> dict[str, int]:
     return dict(Counter(d.reason for d in drops).most_common())
-
-
-def check_source(name: str) -> str:
-    if name not in SOURCES:
-        from ..errors import UnknownNameError
-
-        raise UnknownNameError("source", name, SOURCES)
-    return name
-
-
-__all__ = ["BuildOptions", "BuildResult", "build", "UsageError"]
