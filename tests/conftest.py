@@ -79,7 +79,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_collectreport(report: pytest.CollectReport) -> None:
-    # A module-level importorskip("llamafactory") hides its tests before any marker is seen: catch it by reason.
+    # A module-level skip on a missing llamafactory hides its tests before any marker is seen: catch it by reason.
     if report.skipped and "llamafactory" in str(report.longrepr):
         _skipped_lf.append(report.nodeid)
 

@@ -201,7 +201,6 @@ def _choices(annotation) -> set | None:
 
 @pytest.fixture(scope="module")
 def lf_fields():
-    pytest.importorskip("llamafactory")
     import dataclasses
     import os
 
