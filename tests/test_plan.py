@@ -86,10 +86,10 @@ def test_plain_model_gets_no_thinking_switch_and_a_note_about_think_blocks():
 def test_cutoff_from_p99_and_truncation_is_announced():
     p = make("qwen3-4b-thinking", "1x24GB")
     assert p.train.dataset.cutoff_len == 2048  # 1560 * 1.15 rounded up to 256
-    assert any("truncated" in n for n in p.notes)  # the longest sample (2046) > cutoff? no: 2046 < 2048
+    assert not any("truncated by LF" in n for n in p.notes)  # the longest sample (2046) fits in 2048
     short = make("qwen3-4b-thinking", "1x24GB", DataFacts("s", train=2000, tokens_p99=400, tokens_max=3000,
                                                           with_reasoning=1.0))
-    assert short.train.dataset.cutoff_len == 512 and any("truncated" in n for n in short.notes)
+    assert short.train.dataset.cutoff_len == 512 and any("truncated by LF" in n for n in short.notes)
 
 
 @pytest.mark.parametrize("n,size,lr", [(40, "small", 2.0e-4), (500, "medium", 1.0e-4), (5000, "large", 1.0e-4)])

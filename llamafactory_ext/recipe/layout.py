@@ -41,14 +41,15 @@ def speed(setup: TrainSetup) -> float:
 
 
 def candidates(shape: Shape, hw: Hardware, *, cutoff: int, longest: int, packing: bool, liger: bool,
-               rank: int, quant: str) -> list[Layout]:
-    """Every (bits, ZeRO, checkpointing, batch) combination that fits, best first."""
+               rank: int, quant: str, max_batch: int = BATCHES[0]) -> list[Layout]:
+    """Every (bits, ZeRO, checkpointing, batch) combination that fits, best first; the micro-batch never exceeds
+    ``max_batch`` (the effective batch per GPU), so a small dataset keeps its optimizer steps."""
     world = hw.world_size
     out = []
     for bits in _bits(quant):
         for zero in _zero_modes(world, bits):
             for gc in (False, True):
-                for batch in BATCHES:
+                for batch in (b for b in BATCHES if b <= max_batch):
                     setup = TrainSetup(batch=batch, cutoff_len=cutoff, packing=packing, liger=liger, grad_ckpt=gc,
                                        quant_bit=bits, lora_rank=rank, longest_row=longest,
                                        zero_stage=3 if zero else 0, n_gpus=world,
@@ -79,7 +80,7 @@ def choose(shape: Shape, hw: Hardware, **kw) -> Layout:
     found = candidates(shape, hw, **kw)
     if found:
         return found[0]
-    smallest = TrainSetup(batch=1, cutoff_len=kw["cutoff"], packing=False, liger=kw["liger"], grad_ckpt=True,
+    smallest = TrainSetup(batch=1, cutoff_len=kw["cutoff"], packing=kw["packing"], liger=kw["liger"], grad_ckpt=True,
                           quant_bit=4, lora_rank=kw["rank"], longest_row=kw["longest"])
     need = estimate(shape, smallest).need_gib
     have = hw.gpu.vram_gib if hw.gpu else 0

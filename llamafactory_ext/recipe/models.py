@@ -75,8 +75,8 @@ _PRESET_LIST = (
             "Thinking-only model: every sample needs a '<think>\\n...\\n</think>\\n\\n' block; with "
             "enable_thinking: true a sample without one trains an empty think block and teaches the model to "
             "skip thinking.",
-            "Reasoning is long: use cutoff_len 4096-8192 and max_new_tokens >= 4096 for predict, or answers "
-            "are truncated.",
+            "Reasoning is long: the recipe sizes cutoff_len from your data's token p99 and predicts with "
+            "max_new_tokens 4096; answers the model writes longer than that are cut off.",
         ),
     ),
     ModelPreset(

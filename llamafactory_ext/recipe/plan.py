@@ -80,8 +80,9 @@ def plan(preset: ModelPreset, model_path: str, facts: DataFacts, hw: Hardware, c
     cutoff, longest = _cutoff(preset, facts, notes)
     packing = _packing(choices.packing, facts)
     liger = choices.liger and preset.template in LIGER_TEMPLATES and hw.has_gpu
+    eff = choices.effective_batch or hyper.effective_batch
     layout = choose(preset.shape, hw, cutoff=cutoff, longest=longest, packing=packing != "off", liger=liger,
-                    rank=hyper.lora_rank, quant=choices.quant)
+                    rank=hyper.lora_rank, quant=choices.quant, max_batch=max(1, eff // max(1, hw.world_size)))
     stem = _stem(preset, layout)
     model = _model_section(preset, model_path, layout)
     train = _train(stem, preset, model, facts, hyper, layout, hw, choices, thinking, cutoff, packing)
