@@ -118,7 +118,7 @@ def _options(args: argparse.Namespace):
     mode = "think" if template_mode == "reasoning" else args.plain_reasoning
     opts = BuildOptions(
         source=args.source, inputs=tuple(args.inputs), name=args.name, ratios=parse_ratios(args.split),
-        seed=args.seed, t2s=args.t2s, sample=args.sample, max_chars=args.max_chars or MAX_CHARS, long=args.long,
+        seed=args.seed, t2s=args.t2s, sample=args.sample, max_chars=MAX_CHARS if args.max_chars is None else args.max_chars, long=args.long,
         near_dedup=not args.no_near_dedup, terms=not args.no_terms, lexicon=args.lexicon,
         strict_reasoning=args.strict_reasoning, require_reasoning=args.require_reasoning,
     )
@@ -149,6 +149,7 @@ def _write(args, opts, result, mode) -> dict[str, int]:
     from .data.manifest import manifest_text
     from .data.quality import summarize
     from .data.report import render_report, split_stats
+    from .data.split import SPLITS
 
     files, entries, written = {}, {}, {}
     for split_name, samples in result.splits.items():
@@ -160,12 +161,14 @@ def _write(args, opts, result, mode) -> dict[str, int]:
         entries[f"{args.name}_{split_name}"] = entry
         written[split_name] = len(rows)
     stats = split_stats(result.splits)
-    files[f"{args.name}.report.md"] = render_report(args.name, result.counts, result.drops, stats,
-                                                   summarize(result.quality), result.warnings)
-    if args.on_error == "skip":
-        files[f"{args.name}.rejects.jsonl"] = io.jsonl_text(e.as_dict() for e in result.errors)
-    files[f"{args.name}.manifest.json"] = manifest_text(args, opts, result, stats, files)
-    io.write_dataset(args.out, files, entries, overwrite=args.overwrite)
+    side = {f"{args.name}.report.md": render_report(args.name, result.counts, result.drops, stats,
+                                                   summarize(result.quality), result.warnings)}
+    rejects = args.out / f"{args.name}.rejects.jsonl"
+    if args.on_error == "skip" or rejects.exists():  # an old rejects file must not outlive the run it describes
+        side[rejects.name] = io.jsonl_text(e.as_dict() for e in result.errors)
+    side[f"{args.name}.manifest.json"] = manifest_text(args, opts, result, stats, {**files, **side}, mode)
+    stale = [f"{args.name}_{k}" for k in SPLITS if k not in written]  # an earlier build's splits, if --overwrite
+    io.write_dataset(args.out, files, entries, overwrite=args.overwrite, side_files=side, stale=stale)
     return written
 
 

@@ -48,6 +48,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--effective-batch", type=int, help="samples (or packed rows) per optimizer step")
     p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="override recipe keys (LF's key=value)")
     p.add_argument("--out", type=Path, default=Path("recipes"), help="output folder (default recipes)")
+    p.add_argument("--saves", default="saves", help="where training, predictions and exports go (default saves)")
     p.add_argument("--stem", help="file stem (default from model and method, e.g. qwen3_thinking_lora)")
     p.add_argument("--check", action="store_true", help="also validate every recipe with LF's own parser")
     p.add_argument("--seeds", action="store_true", help="regenerate the committed seed recipes and exit")
@@ -72,6 +73,8 @@ def _seeds(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Plan, render and (with --check) validate everything in memory, then write it all in one atomic step."""
+    from . import io
     from .recipe.facts import read_facts
     from .recipe.plan import Choices, plan
 
@@ -79,14 +82,16 @@ def run(args: argparse.Namespace) -> int:
     _ensure_example(args.dataset, args.dataset_dir, preset)
     facts = read_facts(args.dataset_dir, args.dataset)
     hw = _hardware(args)
-    calib = _calibration(args.dataset_dir, args.dataset)
+    calib = args.dataset_dir / f"{args.dataset}_gptq_calib.jsonl"
     choices = Choices(quant=args.method, packing=args.packing, liger=not args.no_liger,
-                      effective_batch=args.effective_batch, dataset_dir=str(args.dataset_dir), calib_file=calib,
-                      recipes_dir=args.out.as_posix())
+                      effective_batch=args.effective_batch, dataset_dir=str(args.dataset_dir), calib_file=str(calib),
+                      saves=args.saves, recipes_dir=args.out.as_posix())
     result = plan(preset, model_path, facts, hw, choices)
-    written = write_plan(result, args.out, args.stem, args.set, hw)
+    texts, written = render_plan(result, args.out, args.stem, args.set, hw, preset)
+    texts.update(_calibration(args.dataset_dir, args.dataset, calib))
     if args.check:
-        _check(result, args.out, written)
+        _check(result, texts, written)
+    io.write_files(texts)
     _print_next(result, written, hw, args.dataset_dir)
     return 0
 
@@ -132,28 +137,39 @@ def _hardware(args):
     return describe(DEFAULT_GPU, nodes=args.nodes)
 
 
-def _calibration(dataset_dir: Path, name: str) -> str:
-    """Write <name>_gptq_calib.jsonl (text passages) next to the dataset; returns its path for the GPTQ recipe."""
+def _calibration(dataset_dir: Path, name: str, target: Path) -> dict[Path, str]:
+    """<name>_gptq_calib.jsonl (text passages) from the train split, for the GPTQ recipe ({} without a train file)."""
     from . import io
     from .recipe.calibration import calibration_rows
 
-    target = dataset_dir / f"{name}_gptq_calib.jsonl"
     train = dataset_dir / f"{name}_train.jsonl"
-    if train.is_file():
-        rows = (json.loads(line) for line in train.read_text(encoding="utf-8").splitlines() if line.strip())
-        io.write_files({target: io.jsonl_text(calibration_rows(rows))})
-    return str(target)
+    if not train.is_file():
+        return {}
+    rows = (json.loads(line) for line in train.read_text(encoding="utf-8").splitlines() if line.strip())
+    return {target: io.jsonl_text(calibration_rows(rows))}
 
 
-def write_plan(result, out: Path, stem: str | None, overrides: Sequence[str], hw) -> dict[str, Path]:
+def write_plan(result, out: Path, stem: str | None, overrides: Sequence[str], hw, preset=None) -> dict[str, Path]:
     """Render every recipe (overrides applied where the key exists) and write them all or none."""
     from . import io
+
+    texts, written = render_plan(result, out, stem, overrides, hw, preset)
+    io.write_files(texts)
+    return written
+
+
+def render_plan(result, out: Path, stem: str | None, overrides: Sequence[str], hw,
+                preset=None) -> tuple[dict[Path, str], dict[str, Path]]:
+    """YAML text of every recipe (+ the DeepSpeed JSON the train recipe references), nothing written."""
     from .recipe.render import render
 
+    _refuse_path_overrides(overrides)
     stem = stem or result.stem
     texts, written = {}, {}
     for suffix, recipe in result.recipes.items():
         recipe = _override(recipe, overrides, suffix)
+        if suffix == "" and overrides:
+            _recheck(result, recipe, preset, hw)
         path = out / f"{stem}{suffix}.yaml"
         texts[path] = render(recipe, header=_header(result, recipe, path, hw))
         written[suffix] = path
@@ -164,8 +180,41 @@ def write_plan(result, out: Path, stem: str | None, overrides: Sequence[str], hw
 
         name = DS_FILES[result.layout.zero]
         texts[out / "deepspeed" / name] = files("llamafactory_ext.recipe").joinpath("deepspeed", name).read_text()
-    io.write_files(texts)
-    return written
+    return texts, written
+
+
+PATH_KEYS = ("output_dir", "adapter_name_or_path", "export_dir")  # the recipes point at each other through these
+
+
+def _refuse_path_overrides(overrides: Sequence[str]) -> None:
+    for item in overrides:
+        key = item.split("=", 1)[0].strip()
+        if key in PATH_KEYS:
+            raise UsageError(f"--set {key}=…: the recipe set links its outputs through {', '.join(PATH_KEYS)}; "
+                             "move them all with --saves DIR (and name the files with --stem)")
+
+
+def _recheck(result, train, preset, hw) -> None:
+    """Overrides skip the planner: re-apply the thinking-only rule and re-price memory, noting what changed."""
+    from dataclasses import replace
+
+    from .recipe.memory import estimate, fits
+
+    if preset is not None and preset.reasoning == "thinking_only" and (
+            train.value("template") != preset.template or train.value("enable_thinking") is False):
+        raise UsageError(f"{preset.key} thinks in every answer: keep template {preset.template} and enable_thinking "
+                         "true, or plan for an instruct model (e.g. --model qwen3-4b-instruct)")
+    s = result.layout.setup
+    new = replace(s, batch=train.value("per_device_train_batch_size") or s.batch,
+                  cutoff_len=train.value("cutoff_len") or s.cutoff_len,
+                  quant_bit=train.value("quantization_bit"), grad_ckpt=not train.value("disable_gradient_checkpointing"),
+                  liger=bool(train.value("enable_liger_kernel")) and s.liger)
+    if new == s or hw.gpu is None or preset is None:
+        return
+    est = estimate(preset.shape, new)
+    verdict = "fits" if fits(est, hw.gpu.vram_gib) else "MAY NOT FIT (expect OOM)"
+    result.notes.append(f"after --set: ~{est.need_gib:.1f} GiB needed of {hw.gpu.vram_gib:.0f} GiB ({verdict}; batch "
+                        f"{new.batch}, cutoff {new.cutoff_len}, checkpointing {'on' if new.grad_ckpt else 'off'})")
 
 
 def _override(recipe, overrides: Sequence[str], suffix: str):
@@ -190,8 +239,8 @@ def _header(result, recipe, path: Path, hw) -> list[str]:
     return lines
 
 
-def _check(result, out: Path, written: dict[str, Path]) -> None:
-    """Validate every written file with LF's own parser, in one child process (LF imports take seconds)."""
+def _check(result, texts: dict[Path, str], written: dict[str, Path]) -> None:
+    """Validate every rendered recipe with LF's own parser, in one child process, before anything is written."""
     import yaml
 
     from .recipe.lf_check import check_many
@@ -200,8 +249,7 @@ def _check(result, out: Path, written: dict[str, Path]) -> None:
     jobs = []
     for suffix, path in written.items():
         kind = result.recipes[suffix].kind
-        jobs.append((from_flat(kind, yaml.safe_load(path.read_text(encoding="utf-8")), source=str(path)), kind,
-                     str(path)))
+        jobs.append((from_flat(kind, yaml.safe_load(texts[path]), source=str(path)), kind, str(path)))
     skipped = check_many(jobs, workdir=Path.cwd())
     extra = sorted({k for keys in skipped for k in keys})
     print(f"LLaMA-Factory's parser accepts all {len(jobs)} recipes"
@@ -238,7 +286,7 @@ def build_seed(seed, out: Path, dataset_dir: Path) -> dict[str, Path]:
     calib = str(dataset_dir / f"{facts.name}_gptq_calib.jsonl")
     result = plan(preset, preset.hub_id, facts, hw, Choices(quant=seed.quant, dataset_dir=str(dataset_dir),
                                                             calib_file=calib, recipes_dir=out.as_posix()))
-    return write_plan(result, out, seed.stem, [], hw)
+    return write_plan(result, out, seed.stem, [], hw, preset)
 
 
 def cli() -> None:

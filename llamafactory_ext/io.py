@@ -50,17 +50,20 @@ def read_dataset_info(folder: Path) -> dict:
     return data
 
 
-def write_files(files: Mapping[Path, str]) -> None:
-    """Write all files or none: stage every temp file first, then rename, rolling back on failure."""
-    staged: list[tuple[Path, Path]] = []
+def write_files(files: Mapping[Path, str], remove: Iterable[Path] = ()) -> None:
+    """Write all files (and remove ``remove``) or change nothing: stage every temp file first, then rename,
+    rolling back on failure."""
+    staged: list[tuple[Path | None, Path]] = []
     try:
         for path, text in files.items():
             path.parent.mkdir(parents=True, exist_ok=True)
             staged.append((_stage(path, text), path))
+        staged += [(None, path) for path in remove if path.is_file()]
         _commit(staged)
     finally:
         for tmp, _ in staged:
-            tmp.unlink(missing_ok=True)
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
 
 
 def _stage(path: Path, text: str) -> Path:
@@ -69,11 +72,21 @@ def _stage(path: Path, text: str) -> Path:
         fh.write(text)
         fh.flush()
         os.fsync(fh.fileno())
+    os.chmod(name, _mode(path))  # mkstemp makes 0600; LF or the web UI may run as another user
     return Path(name)
 
 
-def _commit(staged: list[tuple[Path, Path]]) -> None:
-    """Rename temps over targets; if one rename fails, put back what was already replaced."""
+def _mode(path: Path) -> int:
+    """The replaced file's permissions, or what a plain open() would give under the current umask."""
+    if path.is_file():
+        return path.stat().st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def _commit(staged: list[tuple[Path | None, Path]]) -> None:
+    """Rename temps over targets (a None temp removes the target); if one step fails, put back what was done."""
     done: list[tuple[Path, Path | None]] = []  # (target, its backup) for every target already touched
     try:
         for tmp, target in staged:
@@ -82,7 +95,8 @@ def _commit(staged: list[tuple[Path, Path]]) -> None:
                 backup = target.with_name(f".{target.name}.bak")
                 os.replace(target, backup)
             done.append((target, backup))
-            os.replace(tmp, target)
+            if tmp is not None:
+                os.replace(tmp, target)
     except OSError:
         _rollback(done)
         raise
@@ -108,13 +122,27 @@ def _refuse_changed(files: Mapping[Path, str]) -> None:
             )
 
 
-def write_dataset(folder: Path, data_files: Mapping[str, str], entries: dict[str, dict], *, overwrite: bool) -> dict:
-    """Write data files and merge ``entries`` into ``folder/dataset_info.json``, atomically; returns the merged info."""
+def write_dataset(folder: Path, data_files: Mapping[str, str], entries: dict[str, dict], *, overwrite: bool,
+                  side_files: Mapping[str, str] | None = None, stale: Iterable[str] = ()) -> dict:
+    """Write data files (+ ``side_files`` such as the report, always replaced) and merge ``entries`` into
+    ``folder/dataset_info.json``, atomically; returns the merged info.
+
+    Without ``overwrite`` a data file or entry with other content is refused. With it, the ``stale`` entries (an
+    earlier build's splits this build does not write) are removed along with their files.
+    """
     info_path = folder / INFO_FILE
-    merged = merge_entries(read_dataset_info(folder), entries, overwrite=overwrite, path=str(info_path))
+    existing = read_dataset_info(folder)
+    merged = merge_entries(existing, entries, overwrite=overwrite, path=str(info_path))
     files = {folder / name: text for name, text in data_files.items()}
-    if not overwrite:
+    remove: list[Path] = []
+    if overwrite:
+        for name in stale:
+            entry = merged.pop(name, None)
+            if isinstance(entry, dict) and entry.get("file_name"):
+                remove.append(folder / entry["file_name"])
+    else:
         _refuse_changed(files)
+    files.update({folder / name: text for name, text in (side_files or {}).items()})
     files[info_path] = info_text(merged)
-    write_files(files)
+    write_files(files, remove)
     return merged

@@ -197,3 +197,27 @@ def test_bad_split_is_usage_error(tmp_path, out, capsys):
     code, text = run(capsys, "alpaca", jsonl(tmp_path / "a.jsonl", [GOOD_ALPACA]), "--name", "s", "--out", out,
                      "--split", "70/30")
     assert code == 2 and "--split" in text
+
+
+def test_overwrite_removes_an_earlier_builds_splits(tmp_path, out, capsys):
+    rows = [{"instruction": f"问题{i}：什么是第{i}种密钥？", "input": "", "output": f"第{i}种密钥的回答，各不相同{i}。"}
+            for i in range(40)]
+    assert run(capsys, "alpaca", jsonl(tmp_path / "a.jsonl", rows), "--name", "m", "--out", out)[0] == 0
+    assert run(capsys, "alpaca", jsonl(tmp_path / "b.jsonl", rows[:1]), "--name", "m", "--out", out,
+               "--split", "100/0/0", "--overwrite")[0] == 0
+    info = json.loads((out / "dataset_info.json").read_text())
+    assert [k for k in info if k.startswith("m_")] == ["m_train"] and info["mine"] == EXISTING["mine"]
+    assert not (out / "m_val.jsonl").exists() and not (out / "m_test.jsonl").exists()
+
+
+def test_rerun_with_other_flags_but_same_data_is_accepted(tmp_path, out, capsys):
+    src = jsonl(tmp_path / "a.jsonl", [GOOD_ALPACA])
+    assert run(capsys, "alpaca", src, "--name", "d", "--out", out, "--split", "100/0/0")[0] == 0
+    code, text = run(capsys, "alpaca", src, "--name", "d", "--out", out, "--split", "100/0/0", "--quiet")
+    assert code == 0, text  # manifest and report change (they record the command), the data does not
+
+
+def test_written_files_are_readable_by_other_users(tmp_path, out, capsys):
+    assert run(capsys, "alpaca", jsonl(tmp_path / "a.jsonl", [GOOD_ALPACA]), "--name", "p", "--out", out,
+               "--split", "100/0/0")[0] == 0
+    assert (out / "p_train.jsonl").stat().st_mode & 0o044 == 0o044  # not mkstemp's 0600

@@ -76,6 +76,9 @@ def test_zero3_plan_writes_the_deepspeed_json_it_references(tmp_path, capsys):
     (["--gpu", "2xA100-48GB"], ["A100"]),
     (["--template", "qwen"], ["--template goes with --model-path"]),
     (["--model-path", "nowhere"], ["pass --template"]),
+    (["--set", "output_dir=saves/mine"], ["--saves"]),
+    (["--set", "enable_thinking=false"], ["thinks in every answer"]),
+    (["--set", "template=qwen3_nothink"], ["thinks in every answer"]),
     (["--model-path", "nowhere", "--template", "qwen"], ["nowhere"]),
 ])
 def test_bad_requests_name_the_key_and_write_nothing(args, parts, data, tmp_path, capsys):
@@ -84,3 +87,32 @@ def test_bad_requests_name_the_key_and_write_nothing(args, parts, data, tmp_path
     for part in parts:
         assert part in text, f"{part!r} not in {text!r}"
     assert not (tmp_path / "r").exists()
+
+
+def test_thinking_model_refuses_a_plain_mode_dataset(tmp_path, capsys):
+    from llamafactory_ext.build_dataset import main as build
+
+    corpus = ROOT / "examples" / "crypto_notes"
+    data = tmp_path / "d"
+    assert build(["markdown", str(corpus), "--name", "crypto", "--out", str(data), "--model", "qwen3-4b-instruct",
+                  "--quiet"]) == 0
+    code, text = run(capsys, "--dataset-dir", data, "--out", tmp_path / "r", "--gpu", "1x24GB")
+    assert code == 2 and "thinking-only" in text and "0%" in text and not (tmp_path / "r").exists()
+
+
+def test_a_refused_request_writes_no_calibration_file_either(data, tmp_path, capsys):
+    calib = data / "crypto_gptq_calib.jsonl"
+    before = calib.read_bytes() if calib.exists() else None
+    calib.unlink(missing_ok=True)
+    code, _ = run(capsys, "--dataset-dir", data, "--out", tmp_path / "r", "--set", "lerning_rate=1")
+    assert code == 2 and not calib.exists()
+    if before is not None:
+        calib.write_bytes(before)
+
+
+def test_overrides_are_repriced_and_noted(data, tmp_path, capsys):
+    code, text = run(capsys, "--dataset-dir", data, "--out", tmp_path / "r", "--gpu", "1x24GB",
+                     "--set", "per_device_train_batch_size=16", "cutoff_len=8192")
+    assert code == 0, text
+    header = (tmp_path / "r" / "qwen3_thinking_lora.yaml").read_text(encoding="utf-8")
+    assert "after --set" in header and "MAY NOT FIT" in header and "batch 16, cutoff 8192" in header

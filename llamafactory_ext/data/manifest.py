@@ -30,8 +30,9 @@ def versions() -> dict[str, str | None]:
     return out
 
 
-def manifest_text(args, opts, result, stats: dict, files: dict[str, str]) -> str:
-    """JSON text: sources with sha256, counts after each stage, drops, seed, versions, arguments, output hashes."""
+def manifest_text(args, opts, result, stats: dict, files: dict[str, str], reasoning_mode: str = "think") -> str:
+    """JSON text: sources with sha256, counts after each stage, drops, seed, versions, arguments, output hashes,
+    and how reasoning was written (think: <think> blocks; drop / text: none in the rows)."""
     from .pipeline import drop_counts
 
     data = {
@@ -40,6 +41,7 @@ def manifest_text(args, opts, result, stats: dict, files: dict[str, str]) -> str
         "arguments": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
                       if not isinstance(v, list)} | {"inputs": [str(p) for p in args.inputs]},
         "seed": opts.seed,
+        "reasoning_mode": reasoning_mode,
         "ratios": list(opts.ratios),
         "sources": [{"path": str(p), "sha256": sha256_file(p)} for p in result.files],
         "counts": result.counts,

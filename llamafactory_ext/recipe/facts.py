@@ -35,14 +35,17 @@ def read_facts(dataset_dir: Path, name: str) -> DataFacts:
         raise UsageError(f"{path}: no such manifest — build the dataset first: "
                          f"python -m llamafactory_ext.build_dataset markdown YOUR_NOTES --name {name} --out {dataset_dir}")
     try:
-        splits = json.loads(path.read_text(encoding="utf-8"))["splits"]
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        splits = manifest["splits"]
     except (json.JSONDecodeError, KeyError) as exc:
         raise DataError(str(path), None, f"not a build_dataset manifest ({exc})", "rebuild the dataset") from None
-    return facts_from_splits(name, splits)
+    return facts_from_splits(name, splits, manifest.get("reasoning_mode", "think"))
 
 
-def facts_from_splits(name: str, splits: dict) -> DataFacts:
-    """Pure core of read_facts: the manifest's ``splits`` statistics → DataFacts."""
+def facts_from_splits(name: str, splits: dict, reasoning_mode: str = "think") -> DataFacts:
+    """Pure core of read_facts: the manifest's ``splits`` statistics → DataFacts.
+
+    Reasoning counts only when it was written as <think> blocks (a plain-mode build dropped it or made it text)."""
     train = splits.get("train", {})
     n = train.get("samples", 0)
     if not n:
@@ -51,5 +54,5 @@ def facts_from_splits(name: str, splits: dict) -> DataFacts:
     return DataFacts(
         name=name, train=n, val=splits.get("val", {}).get("samples", 0), test=splits.get("test", {}).get("samples", 0),
         tokens_p50=tokens.get("p50", 256), tokens_p99=tokens.get("p99", 1024), tokens_max=tokens.get("max", 2048),
-        with_reasoning=train.get("with_reasoning", 0) / n, multi_turn=train.get("kinds", {}).get("chat", 0) > 0,
+        with_reasoning=train.get("with_reasoning", 0) / n if reasoning_mode == "think" else 0.0, multi_turn=train.get("kinds", {}).get("chat", 0) > 0,
     )
