@@ -124,3 +124,15 @@ def test_multi_node_launch_env():
     p = plan(preset, preset.hub_id, THINKING, hw)
     cmd = launch_command(p.train, "recipes/x.yaml", hw)
     assert cmd.startswith("FORCE_TORCHRUN=1 NNODES=2 NODE_RANK=<0..1> MASTER_ADDR=")
+
+
+def test_ddp_is_kept_whenever_it_fits_at_that_precision():
+    small = DataFacts("c", train=30, val=7, test=7, tokens_p99=785, tokens_max=785, with_reasoning=1.0)
+    p = make("qwen3-4b-thinking", "2xV100-16GB", small)
+    assert p.layout.zero is None and p.train.method.deepspeed is None
+    assert "DDP (the model fits on each GPU)" in " ".join(p.notes)
+
+
+def test_predicting_on_the_training_split_is_announced():
+    p = make("qwen3-4b-thinking", "1x24GB", DataFacts("c", train=30, with_reasoning=1.0))
+    assert p.predict.dataset.eval_dataset == "c_train" and any("TRAINING data" in n for n in p.notes)

@@ -58,6 +58,9 @@ def candidates(shape: Shape, hw: Hardware, *, cutoff: int, longest: int, packing
                     if hw.gpu and fits(est, hw.gpu.vram_gib):
                         out.append(Layout(setup, est, _score(setup, zero), zero))
                         break  # the largest batch that fits for this (bits, zero, gc)
+    # DDP whenever it fits at a given precision: ZeRO-3 only where that precision needs the weights sharded
+    ddp_bits = {lay.setup.quant_bit for lay in out if lay.zero is None}
+    out = [lay for lay in out if lay.zero is None or lay.setup.quant_bit not in ddp_bits]
     return sorted(out, key=lambda lay: -lay.score)
 
 

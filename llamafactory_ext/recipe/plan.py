@@ -87,7 +87,7 @@ def plan(preset: ModelPreset, model_path: str, facts: DataFacts, hw: Hardware, c
     model = _model_section(preset, model_path, layout)
     train = _train(stem, preset, model, facts, hyper, layout, hw, choices, thinking, cutoff, packing)
     gen_tokens = THINK_NEW_TOKENS if thinking is True or thinking is None and facts.with_reasoning else PLAIN_NEW_TOKENS
-    predict = _predict(stem, preset, model, facts, choices, thinking, cutoff, gen_tokens)
+    predict = _predict(stem, preset, model, facts, choices, thinking, cutoff, gen_tokens, notes)
     calib = choices.calib_file or f"{choices.dataset_dir}/{facts.name}_gptq_calib.jsonl"
     merge, gptq = _exports(stem, preset, model_path, choices, thinking, notes, calib)
     chat = _chat(stem, model, preset, choices, thinking, gen_tokens)
@@ -189,8 +189,11 @@ def _train(stem, preset, model, facts, hyper, layout, hw, choices, thinking, cut
     )
 
 
-def _predict(stem, preset, model, facts, choices, thinking, cutoff, new_tokens) -> PredictRecipe:
+def _predict(stem, preset, model, facts, choices, thinking, cutoff, new_tokens, notes) -> PredictRecipe:
     split = facts.eval_split or "train"
+    if split == "train":
+        notes.append(f"'{facts.name}' has no val or test split: the predict recipe scores the TRAINING data "
+                     "(optimistic figures) — rebuild with --split 80/10/10 to hold some out")
     adapter = model.model_copy(update={"adapter_name_or_path": f"{choices.saves}/{stem}/sft",
                                        "disable_gradient_checkpointing": None, "enable_liger_kernel": None})
     return PredictRecipe(
