@@ -132,8 +132,8 @@ def _gate(result, preset) -> None:
     from .data.quality import gate_thinking_only
 
     gate = gate_thinking_only(result.samples)
-    if not gate.ok:
-        raise UsageError(f"{preset.key}: {gate.message}")
+    if not gate.ok:  # a data problem for this model: exit 1, nothing written
+        raise DataError(", ".join(str(p) for p in result.files) or "input", None, f"{preset.key}: {gate.message}")
 
 
 def _print_errors(errors: Sequence[DataError]) -> None:

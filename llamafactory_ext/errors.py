@@ -77,5 +77,5 @@ def exit_code(run: Callable[[], int], *, debug: bool = False, write_target: obje
     except OSError as err:
         if debug or write_target is None:
             raise
-        print(f"error: could not write to {write_target}: {err} — nothing was changed", file=sys.stderr)
+        print(f"error: {err} — nothing in {write_target} was changed", file=sys.stderr)
         return 1

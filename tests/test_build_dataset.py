@@ -189,7 +189,7 @@ def test_write_failure_midway_leaves_no_partial_files(tmp_path, out, capsys):
     rows = [{"instruction": f"问题{i}是什么？", "input": "", "output": f"这是第{i}个不同的回答内容。"} for i in range(30)]
     before = snapshot(out)
     code, text = run(capsys, "alpaca", jsonl(tmp_path / "a.jsonl", rows), "--name", "w", "--out", out)
-    assert code == 1 and "nothing was changed" in text
+    assert code == 1 and "was changed" in text and "nothing in" in text
     assert snapshot(out) == before and not any(p.name.startswith(".") for p in out.iterdir())
 
 
@@ -221,3 +221,38 @@ def test_written_files_are_readable_by_other_users(tmp_path, out, capsys):
     assert run(capsys, "alpaca", jsonl(tmp_path / "a.jsonl", [GOOD_ALPACA]), "--name", "p", "--out", out,
                "--split", "100/0/0")[0] == 0
     assert (out / "p_train.jsonl").stat().st_mode & 0o044 == 0o044  # not mkstemp's 0600
+
+
+def test_empty_earlier_turn_is_dropped(tmp_path, out, capsys):
+    rows = [{**GOOD_ALPACA, "history": [["之前的问题", "  "]]}, GOOD_OPENAI]
+    src = jsonl(tmp_path / "a.jsonl", rows[:1])
+    code, text = run(capsys, "alpaca", src, "--name", "h", "--out", out, "--split", "100/0/0")
+    assert code == 1 and "empty_turn" in text  # the only sample dropped: nothing left, nothing written
+
+
+@pytest.mark.parametrize("content,reasoning_content,ok", [
+    ("用 `<think>` 标签包住推理。", None, True),
+    ("<think>\n甲\n</think>\n\n答案", "乙", False),
+    ("答案", ["列表"], False),
+])
+def test_tags_in_code_and_reasoning_content_checks(content, reasoning_content, ok, tmp_path, out, capsys):
+    msg = {"role": "assistant", "content": content}
+    if reasoning_content is not None:
+        msg["reasoning_content"] = reasoning_content
+    src = jsonl(tmp_path / "o.jsonl", [{"messages": [{"role": "user", "content": "问题"}, msg]}])
+    code, text = run(capsys, "openai", src, "--name", "r", "--out", out, "--split", "100/0/0")
+    assert (code == 0) == ok, text
+    if not ok:
+        assert "o.jsonl:1:" in text and " — " in text
+
+
+def test_belle_skip_keeps_good_rows_and_warns_when_the_file_is_small(tmp_path, out, capsys):
+    good = [{"instruction": f"问题{i}是什么意思？", "input": "", "output": f"这是第{i}个回答。"} for i in range(9)]
+    lines = [json.dumps(r, ensure_ascii=False) for r in good]
+    lines.insert(3, "{broken")
+    src = tmp_path / "belle.json"
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    code, text = run(capsys, "belle", src, "--name", "b", "--out", out, "--on-error", "skip", "--split", "100/0/0")
+    assert code == 0, text
+    assert "belle.json:4:" in text and "fewer than --sample 2000" in text
+    assert len((out / "b_train.jsonl").read_text(encoding="utf-8").splitlines()) == 9

@@ -149,7 +149,7 @@ def test_corpus_plain_mode_drops_reasoning(tmp_path):
 def test_thinking_only_model_refuses_samples_without_reasoning(out):
     before = snapshot(out)
     code, text = call("markdown", CORPUS, "--name", "q", "--out", out, "--model", "qwen3-4b-thinking")
-    assert code == 2, text
+    assert code == 1, text  # a data problem for this model
     assert "qwen3-4b-thinking" in text
     assert re.search(r"\d+ of \d+ samples \(\d+\.\d%\) have no reasoning", text), text
     assert "Fix:" in text and "--require-reasoning" in text

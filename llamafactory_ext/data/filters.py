@@ -1,6 +1,6 @@
 """Rule filters run before dedup: each sample is kept, dropped (with a reason) or kept and flagged.
 
-Rules: an empty prompt or response is dropped; a sample longer than ``max_chars`` is dropped or flagged,
+Rules: an empty prompt, response or earlier turn is dropped; a sample longer than ``max_chars`` is dropped or flagged,
 because LF truncates over-long samples (``cutoff_len``) and can cut the answer off its reasoning.
 """
 
@@ -41,4 +41,6 @@ def _empty_reason(s: Sample) -> str | None:
         return "empty_response"
     if not any(t.content.strip() for t in s.turns if t.role == "user"):
         return "empty_prompt"
+    if any(not t.content.strip() for t in s.turns):  # an empty earlier turn would train (or prompt) an empty answer
+        return "empty_turn"
     return None

@@ -65,7 +65,7 @@ def build(opts: BuildOptions, progress: Callable[[Iterable], Iterable] = lambda 
 
     ``progress`` wraps the stream of converted records (the CLI passes a tqdm bar that shows after 2 s)."""
     result = BuildResult(splits={})
-    converted = _separate(progress(read_and_convert(opts, result.files)), result)
+    converted = _separate(progress(read_and_convert(opts, result.files, result.warnings)), result)
     result.counts["read"] = len(converted) + len(result.errors)
     result.counts["converted"] = len(converted)
     samples = [_normalize(s, opts.t2s) for s in converted] if opts.source != "markdown" else converted
@@ -81,7 +81,7 @@ def build(opts: BuildOptions, progress: Callable[[Iterable], Iterable] = lambda 
     return result
 
 
-def read_and_convert(opts: BuildOptions, files: list[Path]) -> Iterator[Sample | DataError]:
+def read_and_convert(opts: BuildOptions, files: list[Path], warnings: list[str]) -> Iterator[Sample | DataError]:
     """Samples and per-record errors from every input, in input order; unreadable files become errors."""
     from ..data.sources.files import find_files
 
@@ -92,7 +92,7 @@ def read_and_convert(opts: BuildOptions, files: list[Path]) -> Iterator[Sample |
     for path in find_files(list(opts.inputs), suffixes):
         files.append(path)
         try:
-            yield from _convert_file(path, opts)
+            yield from _convert_file(path, opts, warnings)
         except DataError as err:
             yield err
 
@@ -110,7 +110,7 @@ def _belle_hub(name: str, opts: BuildOptions) -> Iterator[Sample | DataError]:
     yield from convert_alpaca(load_hub(name, opts.sample, opts.seed), f"hf://{name}")
 
 
-def _convert_file(path: Path, opts: BuildOptions) -> Iterator[Sample | DataError]:
+def _convert_file(path: Path, opts: BuildOptions, warnings: list[str]) -> Iterator[Sample | DataError]:
     from .converters.alpaca import convert_alpaca
     from .converters.chat import OPENAI, SHAREGPT, convert_chat
     from .sources.files import iter_json_records, read_text
@@ -120,9 +120,12 @@ def _convert_file(path: Path, opts: BuildOptions) -> Iterator[Sample | DataError
 
         yield from convert_markdown(read_text(path), source=str(path), t2s=opts.t2s)
     elif opts.source == "belle":
-        from .sources.belle import sample_lines
+        from .sources.belle import sample_records
 
-        yield from convert_alpaca(sample_lines(path, opts.sample, opts.seed), str(path))
+        records = sample_records(path, opts.sample, opts.seed)
+        if len(records) < opts.sample:
+            warnings.append(f"{path}: only {len(records)} rows, fewer than --sample {opts.sample}: all were used")
+        yield from convert_alpaca(records, str(path))
     elif opts.source == "alpaca":
         yield from convert_alpaca(iter_json_records(path), str(path))
     else:

@@ -82,6 +82,12 @@ def _message(m: object, i: int, path: str, line: int, d: Dialect) -> Turn:
         return Turn(role, content.strip())  # type: ignore[arg-type]
     reasoning, answer = split_reasoning(content, path, line)
     field = m.get("reasoning_content")
-    if isinstance(field, str) and field.strip():
+    if field is not None and not isinstance(field, str):
+        raise DataError(path, line, f"message {i} reasoning_content is a {type(field).__name__}",
+                        "make reasoning_content a string (or leave it out)")
+    if field and field.strip():
+        if reasoning and reasoning != field.strip():
+            raise DataError(path, line, f"message {i} has reasoning both inline (<think>) and in reasoning_content, "
+                            "and they differ", "keep one of them")
         reasoning = field.strip()
     return Turn("assistant", answer, reasoning)

@@ -29,6 +29,22 @@ _END = object()
 
 
 def sample_lines(path: Path, n: int = 2000, seed: int = 0) -> list[tuple[int, dict]]:
+    """``n`` decoded rows (see :func:`sample_raw`); the first kept line that is not a Belle row raises DataError."""
+    return [(number, _decode(path, number, raw)) for number, raw in sample_raw(path, n, seed)]
+
+
+def sample_records(path: Path, n: int = 2000, seed: int = 0) -> list[tuple[int, dict] | DataError]:
+    """Like :func:`sample_lines`, but a bad kept row becomes a DataError item (for --on-error skip)."""
+    out: list[tuple[int, dict] | DataError] = []
+    for number, raw in sample_raw(path, n, seed):
+        try:
+            out.append((number, _decode(path, number, raw)))
+        except DataError as err:
+            out.append(err)
+    return out
+
+
+def sample_raw(path: Path, n: int = 2000, seed: int = 0) -> list[tuple[int, bytes]]:
     """``n`` rows drawn uniformly without loading the file: ``[(line_number, row), ...]`` by line number.
 
     Deterministic for (file, n, seed). Blank lines are not rows. When the file has ``n`` rows or fewer,
@@ -49,7 +65,7 @@ def sample_lines(path: Path, n: int = 2000, seed: int = 0) -> list[tuple[int, di
             kept = [item for _, item in reservoir(_numbered_rows(f), n, rng)]
     if not kept:
         raise DataError(path, None, "no rows: the file is empty or blank", f"pass the downloaded {FILE_NAME}")
-    return [(number, _decode(path, number, raw)) for number, raw in sorted(kept)]
+    return sorted(kept)  # type: ignore[return-value]
 
 
 def _numbered_rows(lines: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
