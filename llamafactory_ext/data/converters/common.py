@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from ...errors import DataError
 from ...records import Sample, Turn
+from ..normalize.segments import prose
 
 # A reasoning block at the start of an assistant message, in either tag spelling.
 _LEADING_THINK = re.compile(r"^\s*<(think|thinking)>(.*?)</\1>\s*", re.S)
@@ -21,7 +22,7 @@ def split_reasoning(text: str, path: str, line: int) -> tuple[str | None, str]:
     """
     m = _LEADING_THINK.match(text)
     reasoning, answer = (m.group(2).strip(), text[m.end() :]) if m else (None, text)
-    if _ANY_TAG.search(_prose(answer)):  # a tag named inside `code` or a fence is content, not reasoning
+    if _ANY_TAG.search(prose(answer)):  # a tag named inside `code` or a fence is content, not reasoning
         raise DataError(path, line, "reasoning tag outside a leading <think>…</think> block (or unclosed)",
                         "put the reasoning first as <think>…</think> followed by the answer, and close every tag")
     if m and not reasoning:
@@ -29,13 +30,6 @@ def split_reasoning(text: str, path: str, line: int) -> tuple[str | None, str]:
     if m and not answer.strip():
         raise DataError(path, line, "reasoning with no answer after </think>", "add the final answer after the block")
     return reasoning, answer.strip()
-
-
-def _prose(text: str) -> str:
-    """The text with fenced code and inline code spans removed."""
-    from ..normalize.segments import split
-
-    return "".join(seg.text for seg in split(text) if not seg.protected)
 
 
 def text_field(value: object, key: str, path: str, line: int) -> str:

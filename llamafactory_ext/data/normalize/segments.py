@@ -6,7 +6,6 @@ normalize() runs its steps on prose segments only and joins everything back unch
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import NamedTuple
 
 # A fence opens at a line start (any indentation, so fences nested in list items count) with 3+ backticks
@@ -49,9 +48,9 @@ def split(text: str) -> list[Segment]:
     return out
 
 
-def map_prose(text: str, fn: Callable[[str], str]) -> str:
-    """Apply ``fn`` to every prose segment of ``text`` and join the segments back."""
-    return "".join(s.text if s.protected else fn(s.text) for s in split(text))
+def prose(text: str) -> str:
+    """``text`` with fenced code, inline code spans and URLs removed (what tag and marker searches should see)."""
+    return "".join(s.text for s in split(text) if not s.protected)
 
 
 def code_blocks(text: str) -> list[str]:
