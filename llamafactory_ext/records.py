@@ -65,3 +65,31 @@ class Sample:
     def with_(self, **changes: object) -> Sample:
         """A copy with some fields replaced (records are frozen)."""
         return replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """Material a converter read but made no sample of, on purpose: a counted, located drop.
+
+    Converters yield it beside Samples and DataErrors (e.g. a placeholder section, an image-only answer,
+    a question without an answer); the pipeline writes every one to ``NAME.drops.jsonl``.
+    ``kind`` names what was skipped ("question", "section", "code_block", "row"); ``reason`` is a short key
+    counted in the report ("placeholder", "no_answer", "image_only", "toc", "short_explanation", …).
+    """
+
+    source: str
+    line: int
+    kind: str
+    reason: str
+    excerpt: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """Something a converter noticed that is not a drop, counted by ``code`` and shown once per code
+    with the first location (e.g. code="unused_key:meta" for a row key no converter uses)."""
+
+    source: str
+    line: int
+    code: str
+    message: str
