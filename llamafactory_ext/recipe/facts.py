@@ -20,6 +20,8 @@ class DataFacts:
     tokens_p50: int = 256
     tokens_p99: int = 1024
     tokens_max: int = 2048
+    answer_tokens_p99: int = 1024  # assistant output (reasoning + answer) p99: sizes predict/chat max_new_tokens
+    token_counter: str = "estimate"  # which counter produced the lengths: "tokenizer:<path>", "qwen-bpe", "estimate"
     with_reasoning: float = 0.0  # share of train samples with reasoning, 0..1
     multi_turn: bool = False
 
