@@ -1,0 +1,1 @@
+"""SERVE wing: one resident base model and its LoRA adapters answering one prompt side by side (webapp.py)."""
