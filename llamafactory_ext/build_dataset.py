@@ -6,8 +6,10 @@ Usage:
     python -m llamafactory_ext.build_dataset openai chats.jsonl --name chats --on-error skip
     python -m llamafactory_ext.build_dataset belle Belle_open_source_0.5M.json --name belle --sample 2000
 
-Writes <out>/<name>_{train,val,test}.jsonl, their dataset_info.json entries (merged), <name>.manifest.json and
-<name>.report.md. Exit 0 on success, 1 on data errors (printed as file:line: reason — fix), 2 on usage errors.
+Writes <out>/<name>_{train,val,test}.jsonl, their dataset_info.json entries (merged), <name>.manifest.json,
+<name>.report.md, <name>.drops.jsonl (every dropped item, located) and <name>.provenance.jsonl (each sample's
+split, source file:line, kind and terms). Exit 0 on success, 1 on data errors (printed as file:line: reason — fix),
+2 on usage errors, 130/143 when interrupted (nothing changed), 70 on an internal error (traceback in a log file).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from .errors import DataError, UsageError, exit_code
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 MAX_PRINTED_ERRORS = 50  # why: enough to see the pattern; the rest is in the count and the rejects file
+MAX_PRINTED_DROPS = 20  # why: a screenful; every drop is in NAME.drops.jsonl
+MAX_LISTED_PATHS = 3  # why: a build over 500 notes must not print 500 paths in one message
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -49,12 +53,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--plain-reasoning", choices=("drop", "text"), default="drop",
                    help="plain mode: drop the reasoning or keep it as visible text (default drop)")
     p.add_argument("--lexicon", type=Path, help="extra domain terms (TSV: term, aliases, category)")
+    p.add_argument("--media-dir", type=Path,
+                   help="where relative images/videos/audios paths start (default: each data file's folder)")
     p.add_argument("--no-terms", action="store_true", help="skip domain-term tagging")
     p.add_argument("--no-near-dedup", action="store_true", help="keep near-duplicates (exact ones are still removed)")
     p.add_argument("--max-chars", type=int, default=None, help="samples longer than this are dropped or flagged")
     p.add_argument("--long", choices=("drop", "flag"), default="drop", help="what to do with over-long samples")
     p.add_argument("--strict-reasoning", action="store_true", help="drop samples whose reasoning fails the checks")
     p.add_argument("--require-reasoning", action="store_true", help="drop samples without reasoning")
+    p.add_argument("--strict", action="store_true",
+                   help="markdown: a question without an answer is an error (default: a counted, located drop)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing entry or data file of this name")
     p.add_argument("--quiet", action="store_true", help="print only errors and the final line")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -62,12 +70,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        args = parse_args(argv)
-    except SystemExit as exc:  # argparse: --help is 0, bad usage is 2
-        return int(exc.code or 0)
-    args.argv = [str(a) for a in (sys.argv[1:] if argv is None else argv)]  # for the manifest
-    return exit_code(lambda: run(args), debug=args.debug, write_target=args.out)
+    from .errors import Interrupted, signals_as_exceptions
+
+    with signals_as_exceptions():  # from the first moment: Ctrl-C while parsing is one line too
+        try:
+            args = parse_args(argv)
+        except SystemExit as exc:  # argparse: --help is 0, bad usage is 2
+            return int(exc.code or 0)
+        except Interrupted as exc:
+            print("interrupted — nothing was changed", file=sys.stderr)
+            return exc.exit_code
+        args.argv = [str(a) for a in (sys.argv[1:] if argv is None else argv)]  # for the manifest
+        return exit_code(lambda: run(args), debug=args.debug, write_target=args.out)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -75,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
 
     opts, mode, preset = _options(args)
     result = build(opts, progress=_progress(args))
+    if not args.quiet:
+        _print_drops(args, result, writes=bool(result.samples) and not (result.errors and args.on_error == "fail"))
     if result.errors and args.on_error == "fail":
         _print_errors(result.errors)
         print(f"{len(result.errors)} data error(s); nothing was written (fix them, or pass --on-error skip)",
@@ -85,12 +101,26 @@ def run(args: argparse.Namespace) -> int:
         from .data.pipeline import drop_counts
 
         _print_errors(result.errors)
-        raise DataError(", ".join(str(p) for p in opts.inputs), None,
-                        f"no sample left to write ({len(result.errors)} rejected, dropped {drop_counts(result.drops)})",
+        dropped = drop_counts(result.drops) | _skip_counts(result.skipped)
+        raise DataError(summarize_paths(opts.inputs), None,
+                        f"no sample left to write ({len(result.errors)} rejected, dropped {dropped})",
                         "fix the errors above or relax the filters; nothing was written")
     written = _write(args, opts, result, mode)
     _summary(args, result, written)
     return 0
+
+
+def summarize_paths(paths: Sequence[object]) -> str:
+    """``a, b, c and 497 more``: long lists of inputs stay one line."""
+    shown = ", ".join(str(p) for p in list(paths)[:MAX_LISTED_PATHS])
+    more = len(paths) - MAX_LISTED_PATHS
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def _skip_counts(skipped) -> dict[str, int]:
+    from collections import Counter
+
+    return dict(Counter(k.reason for k in skipped).most_common())
 
 
 def _progress(args: argparse.Namespace):
@@ -106,9 +136,15 @@ def _options(args: argparse.Namespace):
     from .data.pipeline import BuildOptions
     from .data.split import parse_ratios
 
-    if not NAME_RE.match(args.name) or ".." in args.name:
-        raise UsageError(f"--name {args.name!r}: use letters, digits, '_', '-', '.' only (no '/', no '..'); "
-                         "it names files inside --out and dataset_info.json keys")
+    if not NAME_RE.fullmatch(args.name) or ".." in args.name:
+        raise UsageError(f"--name {args.name!r}: it names files inside --out and dataset_info.json keys — "
+                         "use letters, digits, '_', '-', '.' only (no '/', no '..', not starting with '.')")
+    if args.sample < 1:
+        raise UsageError(f"--sample {args.sample}: must be at least 1 — pass how many Belle rows to use, e.g. 2000")
+    if args.out.exists() and not args.out.is_dir():
+        raise UsageError(f"--out {args.out}: exists and is not a folder — pass a folder (it is created if missing)")
+    if any(c in str(args.out) for c in "\n\r\0"):
+        raise UsageError(f"--out {str(args.out)!r}: holds a control character — choose a plain folder name")
     preset = None
     if args.model:
         from .recipe.models import get_preset
@@ -121,6 +157,8 @@ def _options(args: argparse.Namespace):
         seed=args.seed, t2s=args.t2s, sample=args.sample, max_chars=MAX_CHARS if args.max_chars is None else args.max_chars, long=args.long,
         near_dedup=not args.no_near_dedup, terms=not args.no_terms, lexicon=args.lexicon,
         strict_reasoning=args.strict_reasoning, require_reasoning=args.require_reasoning,
+        strict=args.strict, exclude=(args.out,), allow_media=not preset or preset.multimodal,
+        media_root=args.media_dir,
     )
     return opts, mode, preset
 
@@ -133,7 +171,7 @@ def _gate(result, preset) -> None:
 
     gate = gate_thinking_only(result.samples)
     if not gate.ok:  # a data problem for this model: exit 1, nothing written
-        raise DataError(", ".join(str(p) for p in result.files) or "input", None, f"{preset.key}: {gate.message}")
+        raise DataError(summarize_paths(result.files) or "input", None, f"{preset.key}: {gate.message}")
 
 
 def _print_errors(errors: Sequence[DataError]) -> None:
@@ -146,9 +184,6 @@ def _print_errors(errors: Sequence[DataError]) -> None:
 def _write(args, opts, result, mode) -> dict[str, int]:
     from . import io
     from .data.formats import format_split
-    from .data.manifest import manifest_text
-    from .data.quality import summarize
-    from .data.report import render_report, split_stats
     from .data.split import SPLITS
 
     files, entries, written = {}, {}, {}
@@ -156,24 +191,67 @@ def _write(args, opts, result, mode) -> dict[str, int]:
         if not samples:
             continue
         file_name = f"{args.name}_{split_name}.jsonl"
-        rows, entry = format_split(samples, file_name, args.format, mode)
+        rows, entry = format_split(samples, file_name, args.format, mode, out_dir=args.out)
         files[file_name] = io.jsonl_text(rows)
         entries[f"{args.name}_{split_name}"] = entry
         written[split_name] = len(rows)
-    stats = split_stats(result.splits)
-    side = {f"{args.name}.report.md": render_report(args.name, result.counts, result.drops, stats,
-                                                   summarize(result.quality), result.warnings)}
+    side = _side_files(args, opts, result, mode, files)
+    stale = [f"{args.name}_{k}" for k in SPLITS if k not in written]  # an earlier build's splits, if --overwrite
+    io.write_dataset(args.out, files, entries, overwrite=args.overwrite, side_files=side, stale=stale,
+                     name=args.name, notify=lambda line: print(line, file=sys.stderr))
+    return written
+
+
+def _side_files(args, opts, result, mode, files: dict[str, str]) -> dict[str, str]:
+    """Report, drops, provenance, rejects (with --on-error skip, or to replace an old one) and the manifest."""
+    from . import io
+    from .data.manifest import manifest_text
+    from .data.quality import summarize
+    from .data.report import drop_rows, leakage, provenance_rows, render_report, split_stats
+
+    stats, leaks = split_stats(result.splits, _counter(args)), leakage(result.splits)
+    report = render_report(args.name, result.counts, result.drops, stats, summarize(result.quality), result.warnings,
+                           result.skipped, leaks, result.notes)
+    side = {f"{args.name}.report.md": report,
+            f"{args.name}.drops.jsonl": io.jsonl_text(drop_rows(result.skipped, result.drops)),
+            f"{args.name}.provenance.jsonl": io.jsonl_text(provenance_rows(result.splits))}
     rejects = args.out / f"{args.name}.rejects.jsonl"
     if args.on_error == "skip" or rejects.exists():  # an old rejects file must not outlive the run it describes
         side[rejects.name] = io.jsonl_text(e.as_dict() for e in result.errors)
-    side[f"{args.name}.manifest.json"] = manifest_text(args, opts, result, stats, {**files, **side}, mode)
-    stale = [f"{args.name}_{k}" for k in SPLITS if k not in written]  # an earlier build's splits, if --overwrite
-    io.write_dataset(args.out, files, entries, overwrite=args.overwrite, side_files=side, stale=stale)
-    return written
+    side[f"{args.name}.manifest.json"] = manifest_text(args, opts, result, stats, {**files, **side}, mode, leaks)
+    return side
+
+
+def _counter(args):
+    """The model's token counter when --model names one (exact for the Qwen family offline), else the estimator."""
+    from .tokens import counter_for, estimator
+
+    return counter_for(args.model) if args.model else estimator()
+
+
+def _print_drops(args, result, writes: bool) -> None:
+    """Notes once per code; the first drops (converter skips first), then where the rest are."""
+    from .data.report import drop_rows, note_summary
+
+    for line in note_summary(result.notes):
+        print(f"note: {line}", file=sys.stderr)
+    rows = drop_rows(result.skipped, result.drops)
+    for r in rows[:MAX_PRINTED_DROPS]:
+        if r["kind"] in ("file", "folder"):  # a path the reader could not or must not use
+            print(f"skipped {r['file']}: {r['excerpt']}", file=sys.stderr)
+            continue
+        detail = f" ({r['detail']})" if r["detail"] else ""
+        where = f"{r['file']}:{r['line']}" if r["line"] else r["file"]
+        print(f"dropped {where} ({r['kind']}): {r['reason']}{detail}" + (f": {r['excerpt'][:60]}" if r["excerpt"] else ""),
+              file=sys.stderr)
+    if len(rows) > MAX_PRINTED_DROPS:
+        where = args.out / (args.name + ".drops.jsonl") if writes else "the drops file once the build succeeds"
+        print(f"… {len(rows) - MAX_PRINTED_DROPS} more in {where}", file=sys.stderr)
 
 
 def _summary(args, result, written: dict[str, int]) -> None:
     from .data.pipeline import drop_counts
+    from .data.report import leakage
 
     if not args.quiet:
         for w in result.warnings:
@@ -182,14 +260,14 @@ def _summary(args, result, written: dict[str, int]) -> None:
             print(f"warning: {q.sample_origin}: reasoning {q.code}: {q.message}", file=sys.stderr)
         if len(result.quality) > 20:
             print(f"… {len(result.quality) - 20} more reasoning warnings: see the report", file=sys.stderr)
-        for d in result.drops[:20]:
-            print(f"dropped {d.sample.origin} ({d.sample.kind}): {d.reason}" + (f" ({d.detail})" if d.detail else ""),
-                  file=sys.stderr)
         if result.errors:
             _print_errors(result.errors)
             print(f"skipped {len(result.errors)} bad record(s): see {args.out / (args.name + '.rejects.jsonl')}",
                   file=sys.stderr)
-    drops = drop_counts(result.drops)
+        leaks = leakage(result.splits)
+        if any(leaks.values()):
+            print(f"warning: shared across splits: {leaks} — see {args.name}.report.md", file=sys.stderr)
+    drops = drop_counts(result.drops) | _skip_counts(result.skipped)
     parts = ", ".join(f"{k} {v}" for k, v in written.items())
     print(f"wrote {args.out}/: {parts}" + (f"; dropped {drops}" if drops else "")
           + f"; entries {', '.join(f'{args.name}_{k}' for k in written)}")

@@ -6,8 +6,15 @@ Library code raises; only the CLIs catch, print and choose the exit code (1 data
 from __future__ import annotations
 
 import difflib
+import os
+import signal
 import sys
-from collections.abc import Callable, Iterable
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 
 
 class ExtError(ValueError):
@@ -41,6 +48,37 @@ class RecipeError(ExtError):
     """An impossible or inconsistent recipe; the message names the YAML keys involved."""
 
 
+class Interrupted(BaseException):
+    """SIGINT / SIGTERM turned into an exception (a BaseException, so no ``except Exception`` swallows it).
+
+    ``completed`` is set by the writer when the signal arrived after its commit (the files are in place)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum, self.completed = signum, False
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum  # the shell convention: 130 for Ctrl-C, 143 for SIGTERM
+
+
+@contextmanager
+def signals_as_exceptions() -> Iterator[None]:
+    """SIGINT and SIGTERM raise Interrupted (exit 130 / 143) instead of killing the process mid-write."""
+    def handler(signum, _frame):
+        raise Interrupted(signum)
+
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
 class UnknownNameError(UsageError):
     """A name missing from a registry, with close matches."""
 
@@ -48,7 +86,7 @@ class UnknownNameError(UsageError):
         known = sorted(known)
         close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        super().__init__(f"Unknown {what} '{name}'.{hint} Available: {', '.join(known)}")
+        super().__init__(f"Unknown {what} '{name}' — pick a known one.{hint} Available: {', '.join(known)}")
         self.name, self.close = name, close
 
 
@@ -60,10 +98,56 @@ def lookup(registry: dict, what: str, name: str):
         raise UnknownNameError(what, name, registry) from None
 
 
+INTERNAL_EXIT = 70  # why: EX_SOFTWARE from sysexits.h, "internal software error", apart from 1 (data) and 2 (usage)
+
+
 def exit_code(run: Callable[[], int], *, debug: bool = False, write_target: object = None) -> int:
-    """Run a CLI body; print our errors as ``error: …`` and map them to exit codes (1 data, 2 usage/recipe).
+    """Run a CLI body; print our errors as ``error: …`` and map them to exit codes (1 data, 2 usage/recipe,
+    130/143 interrupted, 70 internal error). No traceback reaches the user unless ``debug``: an unexpected
+    error prints one line naming the log file that holds it.
 
     ``write_target`` names what an OSError failed to write (the writer guarantees nothing was changed)."""
+    _tolerant_streams()
+    try:
+        return _guarded(run, debug, write_target)
+    except Interrupted as exc:
+        done = f"{write_target} was already updated" if exc.completed else "nothing was changed"
+        print(f"interrupted — {done}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted — nothing was changed", file=sys.stderr)
+        return 128 + signal.SIGINT
+
+
+def _tolerant_streams() -> None:
+    """Text that cannot be encoded (a lone surrogate from the user's JSON) is escaped, never a crash on print."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+
+
+def _guarded(run: Callable[[], int], debug: bool, write_target: object) -> int:
+    try:
+        return _mapped(run, debug, write_target)
+    except (ExtError, OSError, Interrupted, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # an unexpected internal error: one line, the traceback in a log file
+        if debug:
+            raise
+        log = _log_traceback()
+        print(f"internal error ({type(exc).__name__}: {str(exc)[:200]}) — the traceback is in {log}; "
+              "please report it with that file, or rerun with --debug to see it", file=sys.stderr)
+        return INTERNAL_EXIT
+
+
+def _log_traceback() -> str:
+    fd, path = tempfile.mkstemp(prefix=f"llamafactory_ext-error-{time.strftime('%Y%m%d-%H%M%S')}-", suffix=".log")
+    with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as fh:
+        fh.write(" ".join(sys.argv) + "\n" + traceback.format_exc())
+    return path
+
+
+def _mapped(run: Callable[[], int], debug: bool, write_target: object) -> int:
     try:
         return run()
     except DataError as err:
@@ -75,7 +159,10 @@ def exit_code(run: Callable[[], int], *, debug: bool = False, write_target: obje
         print(f"error: {err}", file=sys.stderr)
         return 2
     except OSError as err:
-        if debug or write_target is None:
+        if debug:
             raise
-        print(f"error: {err} — nothing in {write_target} was changed", file=sys.stderr)
+        where = f"{err.filename}: " if err.filename else ""
+        reason = err.strerror or str(err)
+        tail = f" — nothing in {write_target} was changed" if write_target is not None else ""
+        print(f"error: {where}{reason}{tail}", file=sys.stderr)
         return 1

@@ -189,7 +189,7 @@ def test_write_failure_midway_leaves_no_partial_files(tmp_path, out, capsys):
     rows = [{"instruction": f"问题{i}是什么？", "input": "", "output": f"这是第{i}个不同的回答内容。"} for i in range(30)]
     before = snapshot(out)
     code, text = run(capsys, "alpaca", jsonl(tmp_path / "a.jsonl", rows), "--name", "w", "--out", out)
-    assert code == 1 and "was changed" in text and "nothing in" in text
+    assert code == 1 and "w_val.jsonl: is a folder where a data file must go" in text and "nothing was written" in text
     assert snapshot(out) == before and not any(p.name.startswith(".") for p in out.iterdir())
 
 

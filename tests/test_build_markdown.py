@@ -249,7 +249,8 @@ def test_bad_notes_are_located_and_change_nothing(case, tmp_path, out):
     files, target, expected_code, parts = BAD[case]
     write_notes(tmp_path / "notes", files)
     before = snapshot(out)
-    code, text = call("markdown", tmp_path / "notes" / target, "--name", "bad", "--out", out)
+    # --strict: a question without an answer is an error (by default it is a counted drop, tested below)
+    code, text = call("markdown", tmp_path / "notes" / target, "--name", "bad", "--out", out, "--strict")
     assert code == expected_code, text
     for part in parts:
         assert part in text, f"{part!r} not in {text!r}"
@@ -282,13 +283,24 @@ def test_on_error_skip_writes_good_samples_and_rejects(tmp_path, out):
     notes = "# 标题\n\n问：什么是 AES？\n答：一种分组密码。\n\n问：\n\n问：什么是 SHA-256？\n答：一种哈希函数。\n"
     write_notes(tmp_path / "notes", {"notes.md": notes})
     code, text = call("markdown", tmp_path / "notes", "--name", "s", "--out", out, "--on-error", "skip",
-                      "--split", "100/0/0")
+                      "--split", "100/0/0", "--strict")
     assert code == 0, text
     assert "notes.md:6:1: question has no answer — " in text and "s.rejects.jsonl" in text
     (reject,) = [json.loads(x) for x in (out / "s.rejects.jsonl").read_text(encoding="utf-8").splitlines()]
     assert reject["line"] == 6 and reject["col"] == 1 and reject["file"].endswith("notes.md") and reject["fix"]
     assert [r["messages"][0]["content"] for r in rows(out, "s")] == ["什么是 AES？", "什么是 SHA-256？"]
     assert json.loads((out / "dataset_info.json").read_text(encoding="utf-8"))["mine"] == EXISTING["mine"]
+
+
+def test_question_without_answer_is_a_located_drop_by_default(tmp_path, out):
+    notes = "# 标题\n\n问：什么是 AES？\n答：一种分组密码。\n\n问：\n\n问：什么是 SHA-256？\n答：一种哈希函数。\n"
+    write_notes(tmp_path / "notes", {"notes.md": notes})
+    code, text = call("markdown", tmp_path / "notes", "--name", "s", "--out", out, "--split", "100/0/0")
+    assert code == 0, text
+    assert "notes.md:6 (question): no_answer" in text
+    (drop,) = [json.loads(x) for x in (out / "s.drops.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert drop["file"].endswith("notes.md") and drop["line"] == 6 and drop["reason"] == "no_answer"
+    assert len(rows(out, "s")) == 2
 
 
 def test_on_error_skip_drops_only_the_unreadable_file(tmp_path, out):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -53,13 +54,63 @@ def test_malformed_existing_info_is_reported_and_kept(tmp_path):
     assert snapshot(tmp_path) == before
 
 
-def test_failure_midway_leaves_folder_exactly_as_it_was(tmp_path):
+def test_a_folder_where_a_file_goes_is_refused_untouched(tmp_path):
+    (tmp_path / "dataset_info.json").write_text('{"keep": {"file_name": "k.json"}}')
+    (tmp_path / "x_val.jsonl").mkdir()
+    before = snapshot(tmp_path)
+    with pytest.raises(DataError, match="x_val.jsonl: is a folder where a data file must go"):
+        io.write_dataset(tmp_path, {"x_val.jsonl": "v\n"}, {"x_val": {"file_name": "x_val.jsonl"}}, overwrite=True)
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("fail_at", [1, 2, 3, 4, 5])
+def test_failure_midway_leaves_folder_exactly_as_it_was(tmp_path, monkeypatch, fail_at):
     (tmp_path / "dataset_info.json").write_text('{"keep": {"file_name": "k.json"}}')
     (tmp_path / "x_train.jsonl").write_text("old train\n")
-    (tmp_path / "x_val.jsonl").mkdir()  # a directory where a file must go: the second rename fails
     before = snapshot(tmp_path)
+    real, calls = os.replace, []
+
+    def failing_replace(src, dst):  # the disk fails at the n-th rename (e.g. a full or vanished mount)
+        calls.append(dst)
+        if len(calls) == fail_at:
+            raise OSError(5, "Input/output error", str(dst))
+        real(src, dst)
+
+    monkeypatch.setattr(io.os, "replace", failing_replace)
     files = {"x_train.jsonl": "new train\n", "x_val.jsonl": "new val\n", "x_test.jsonl": "new test\n"}
     with pytest.raises(OSError):
         io.write_dataset(tmp_path, files, {"x_train": {"file_name": "x_train.jsonl"}}, overwrite=True)
+    monkeypatch.setattr(io.os, "replace", real)
     assert snapshot(tmp_path) == before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp or backup files left
+
+
+def test_a_forged_journal_never_touches_files_outside_the_folder(tmp_path):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "dataset_info.json").write_text('{"keep": {"file_name": "k.json"}}')
+    victim = tmp_path / "victim.txt"
+    victim.write_text("mine")
+    plan = {"index": str(folder / "dataset_info.json"), "index_tmp": str(victim), "old": None, "new": "x",
+            "targets": [{"name": "../victim.txt", "tmp": None, "bak": ".lfx-bak-v", "existed": True}]}
+    (folder / io.JOURNAL).write_text(json.dumps(plan))
+    notes: list[str] = []
+    with io.folder_lock(folder):
+        io.recover(folder, notes.append)
+    assert victim.read_text() == "mine" and sorted(p.name for p in folder.iterdir()) == ["dataset_info.json"]
+    assert notes == [f"note: {folder}: cleaned up the files of an interrupted run (its journal was unreadable: "
+                     "temporary files removed)"]
+
+
+def test_side_file_the_tool_wrote_is_replaced_but_an_edited_one_is_not(tmp_path):
+    def build(report: str) -> None:
+        manifest = json.dumps({"written": {"x.report.md": io.sha256_text(report)}})
+        io.write_dataset(tmp_path, {}, {}, overwrite=False, name="x",
+                         side_files={"x.report.md": report, "x.manifest.json": manifest})
+
+    build("first\n")
+    build("second\n")  # the tool's own, unedited report: replaced without --overwrite
+    assert (tmp_path / "x.report.md").read_text() == "second\n"
+    (tmp_path / "x.report.md").write_text("my notes on the report\n")
+    with pytest.raises(UsageError, match="x.report.md: exists with different content"):
+        build("third\n")

@@ -14,7 +14,7 @@ import pytest
 from llamafactory_ext.data.converters.markdown import convert_markdown
 from llamafactory_ext.data.parse.thinking import scan_thinking
 from llamafactory_ext.errors import DataError
-from llamafactory_ext.records import Sample
+from llamafactory_ext.records import Sample, Skipped
 
 FIXTURES = Path(__file__).parent / "fixtures" / "markdown"
 CASES = sorted(p.stem for p in FIXTURES.glob("*.md"))
@@ -27,7 +27,9 @@ def _row(s: Sample) -> dict:
 
 
 def _convert(name: str) -> list[Sample | DataError]:
-    return list(convert_markdown((FIXTURES / f"{name}.md").read_text(encoding="utf-8"), source=f"{name}.md"))
+    """Samples and errors of a fixture; deliberate drops (Skipped) are tested on their own."""
+    got = convert_markdown((FIXTURES / f"{name}.md").read_text(encoding="utf-8"), source=f"{name}.md")
+    return [r for r in got if not isinstance(r, Skipped)]
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -59,7 +61,7 @@ def test_line_of_each_sample_points_at_its_question():
 
 def test_crlf_keeps_line_numbers_and_t2s_applies_to_extracted_text_only():
     text = "# 標題\r\n\r\n問：甲？\r\n\r\n問：什麼是雜湊？\r\n<think>\r\n回憶\r\n</think>\r\n答：單向函數。\r\n"
-    got = list(convert_markdown(text, source="n.md"))
+    got = list(convert_markdown(text, source="n.md", strict=True))
     assert [r.render() if isinstance(r, DataError) else r.line for r in got] == [
         "n.md:3:1: question has no answer — add a line starting with 答： (or A:) after the question, before line 5",
         5,
@@ -118,7 +120,7 @@ def test_crlf_keeps_line_numbers_and_t2s_applies_to_extracted_text_only():
          "question-no-answer", "heading-no-answer", "faq-no-answer", "orphan-thinking"],
 )
 def test_per_question_errors_are_yielded_located_and_the_rest_converts(text, message):
-    got = list(convert_markdown(text, source="n.md"))
+    got = list(convert_markdown(text, source="n.md", strict=True))
     errors = [r for r in got if isinstance(r, DataError)]
     assert [e.render() for e in errors] == [message]
     samples = [r for r in got if isinstance(r, Sample)]
@@ -157,3 +159,66 @@ def test_bold_answer_text_after_a_plain_marker_keeps_its_asterisks():
     text = "# T\n\n问：私钥会怎样？\n\n答：**私钥会被直接算出来。** 因为 k 重复。\n\n**问：** 什么是盐？\n\n**答：** 盐是随机数。\n"
     answers = [s.turns[1].content for s in convert_markdown(text, source="t.md")]
     assert answers == ["**私钥会被直接算出来。** 因为 k 重复。", "盐是随机数。"]
+
+
+def _split(text: str, **kw) -> tuple[list[Sample], list[Skipped]]:
+    got = list(convert_markdown(text, source="n.md", **kw))
+    assert not [r for r in got if isinstance(r, DataError)]
+    return [r for r in got if isinstance(r, Sample)], [r for r in got if isinstance(r, Skipped)]
+
+
+def test_front_matter_names_the_document_and_never_reaches_a_sample():
+    samples, _ = _split("---\ntitle: RSA 笔记\ntags: [crypto]\n---\n\n# 模数\n\n模数 n 是两个素数之积。\n")
+    (s,) = samples
+    assert s.meta["title"] == "RSA 笔记" and s.line == 6 and "tags" not in s.turns[1].content
+
+
+def test_admonition_marker_goes_content_stays_dedented_and_placeholders_are_drops():
+    text = ("# 费马\n\n???+ note \"证明\"\n    由欧拉定理可得。\n\n    ```python\n    pow(a, p - 1, p)\n    ```\n\n"
+            "!!! warning\n    待补充\n")
+    samples, drops = _split(text)
+    assert samples[0].turns[1].content == "由欧拉定理可得。\n\n```python\npow(a, p - 1, p)\n```"
+    # the code has no prose of its own (a counted drop), the placeholder admonition is another
+    assert [(d.line, d.kind, d.reason) for d in drops] == [(6, "code_block", "short_explanation"),
+                                                           (10, "admonition", "placeholder")]
+
+
+def test_html_details_unwrapped_comments_removed_tags_become_text():
+    text = ("# 题\n\n<!-- 草稿 -->\n<div align=\"center\">\n<img src=\"a.png\" alt=\"流程图\">\n</div>\n\n"
+            "<details><summary>展开</summary>\n\n**哈希** 是<b>单向</b>函数。\n\n</details>\n")
+    (s,), _ = _split(text)
+    assert s.turns[1].content == "流程图\n\n展开\n\n**哈希** 是单向函数。"
+
+
+@pytest.mark.parametrize(("body", "reason"), [("![图](a.png)", "image_only"), ("- [甲](#甲)\n- [乙](#乙)", "toc"),
+                                              ("详见 [文档](https://x.org)", "link_only"), ("TODO", "placeholder")])
+def test_answers_with_nothing_to_learn_are_located_drops(body, reason):
+    samples, drops = _split(f"# 主题\n\n{body}\n\n# 下一节\n\n正文内容。\n")
+    assert [s.turns[1].content for s in samples] == ["正文内容。"]
+    assert [(d.line, d.kind, d.reason) for d in drops] == [(1, "section", reason)]
+
+
+def test_one_sample_kind_per_code_block_and_lead_in_of_next_block_is_not_an_explanation():
+    text = ("# 解密\n\n用私钥解密：\n\n```python\nm = pow(c, d, n)\n```\n\n这里 d 是 e 模 phi 的逆元，所以 m 就是明文。\n\n"
+            "结果如下：\n\n```python\nprint(long_to_bytes(m))\n```\n")
+    samples, drops = _split(text)
+    code = [(s.kind, s.line) for s in samples if s.kind != "explain_topic"]
+    assert code == [("explain_code", 5), ("write_code", 13)] or code == [("explain_code", 5)]
+    first = next(s for s in samples if s.kind == "explain_code")
+    assert "结果如下" not in first.turns[1].content and "逆元" in first.turns[1].content
+    assert {s.meta["group"] for s in samples} == {"n.md:1"}  # one section, one split group
+
+
+def test_question_heading_rules():
+    text = ("## Q1. 什么是盐？\n\n**问：** 盐有什么用？\n\n**答：** 防彩虹表。\n\n"
+            "## 53. 请说明 CBC 模式。\n\n### 加密\n\n每块先异或上一块密文。\n\n"
+            "## 6、下面代码输出什么？\n\n```python\nprint(2 ** 3)\n```\n\n输出 8。\n\n## 为什么？\n")
+    samples, drops = _split(text)
+    assert [(s.line, s.turns[0].content, s.turns[1].content) for s in samples] == [
+        (3, "什么是盐？\n\n盐有什么用？", "防彩虹表。"),
+        (7, "请说明 CBC 模式。", "### 加密\n\n每块先异或上一块密文。"),
+        (13, "下面代码输出什么？\n\n```python\nprint(2 ** 3)\n```", "输出 8。"),
+    ]
+    assert [(d.line, d.reason) for d in drops] == [(21, "no_answer")]
+    with pytest.raises(AssertionError):  # strict: the unanswered question is an error, the build goes on
+        _split(text, strict=True)

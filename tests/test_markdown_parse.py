@@ -7,6 +7,8 @@ import doctest
 import pytest
 
 import llamafactory_ext.data.converters.markdown as convert_module
+import llamafactory_ext.data.parse.clean as clean_module
+import llamafactory_ext.data.parse.content as content_module
 import llamafactory_ext.data.parse.markdown as markdown_module
 import llamafactory_ext.data.parse.qa as qa_module
 import llamafactory_ext.data.parse.thinking as thinking_module
@@ -72,14 +74,35 @@ def test_breadcrumb_follows_heading_levels():
 def test_code_context_before_after_and_intro_rule():
     doc = parse_markdown("# T\n\n先导入：\n\n```py\nimport a\n```\n\n导入了 a。\n\n再调用：\n\n```py\na.f()\n```\n\n| x |\n|---|\n\n```py\nb()\n```\n")
     ctxs = code_contexts(doc, sections(doc)[1])
-    sources = [(doc.source(c.before) if c.before else None, doc.source(c.after) if c.after else None) for c in ctxs]
+    sources = [(doc.source(c.before) if c.before else None, [doc.source(a) for a in c.after]) for c in ctxs]
     # "再调用：" introduces the second block, so it does not explain the first; a table is not prose.
-    assert sources == [("先导入：", "导入了 a。"), ("再调用：", None), (None, None)]
+    assert sources == [("先导入：", ["导入了 a。"]), ("再调用：", []), (None, [])]
 
 
-def _units(text: str):
+def test_output_fence_and_bold_pseudo_heading_stay_in_the_explanation():
+    text = ("# T\n\n```python\nprint(pow(3, 5, 7))\n```\n\n运行结果如下：\n\n```\n5\n```\n\n**解析：**\n\n"
+            "pow 的第三个参数是模数。\n\n接着求逆：\n\n```python\npow(3, -1, 7)\n```\n")
+    doc = parse_markdown(text)
+    ctxs = code_contexts(doc, sections(doc)[1])
+    assert [c.code.code for c in ctxs] == ["print(pow(3, 5, 7))\n", "pow(3, -1, 7)\n"]  # "5" is output, not code
+    assert [doc.source(a) for a in ctxs[0].after] == ["运行结果如下：", "```\n5\n```", "**解析：**", "pow 的第三个参数是模数。"]
+    assert doc.source(ctxs[1].before) == "接着求逆："
+
+
+@pytest.mark.parametrize(
+    ("code", "lang", "is_code"),
+    [("n = p * q\nphi = (p - 1) * (q - 1)\n", "", True), ("e8 3b 01 ff 9a\n00 11 22 33 44\n", "", False),
+     ("[[1, 0], [0, 1]]\n", "", False), ("$ python exp.py\nflag{x}\n", "", False), ("flag{x}\n", "text", False),
+     ("x\n", "sage", True), ("密文：VGhpcyBpcw==\n", "", False)],
+)
+def test_fences_that_hold_data_are_not_code(code, lang, is_code):
+    doc = parse_markdown(f"```{lang}\n{code}```\n")
+    assert doc.blocks[0].is_code is is_code
+
+
+def _units(text: str, strict: bool = False):
     scan = scan_thinking(text, "n.md")
-    return find_units(scan, parse_markdown(scan.text), "n.md")
+    return find_units(scan, parse_markdown(scan.text), "n.md", strict=strict)
 
 
 @pytest.mark.parametrize(
@@ -107,13 +130,13 @@ def test_each_question_habit(text, question, answer):
 
 
 def test_answer_runs_to_next_question_or_same_level_heading():
-    text = "## 问题：甲？\n\n乙。\n\n### 细节\n\n丙。\n\n## 其他\n\n丁。\n\n问：戊？\n答：己。\n\n庚。\n# 新章\n\n辛。\n"
+    text = "## 问题：甲？\n\n乙。\n\n### 细节\n\n丙。\n\n## 其他\n\n丁。\n\n问：戊？\n答：己。\n\n庚。\n# 新章\n\n辛是天干。\n"
     units = _units(text)
     # "丁。" is prose outside the questions of a Q&A section: documented as unused.
     assert [(u.kind, u.line, u.assistant) for u in units] == [
         ("qa", 1, "乙。\n\n### 细节\n\n丙。"),
         ("qa", 13, "己。\n\n庚。"),
-        ("explain_topic", 17, "辛。"),
+        ("explain_topic", 17, "辛是天干。"),
     ]
 
 
@@ -128,7 +151,9 @@ def test_reasoning_attaches_to_its_own_question():
 
 
 def test_question_without_answer_is_located():
-    (err, unit) = _units("一些前言\n\n问：甲？\n\n问：乙？\n答：丙。")
+    (drop, unit) = _units("一些前言\n\n问：甲？\n\n问：乙？\n答：丙。")
+    assert (drop.line, drop.kind, drop.reason, unit.user) == (3, "question", "no_answer", "乙？")
+    (err, unit) = _units("一些前言\n\n问：甲？\n\n问：乙？\n答：丙。", strict=True)
     assert isinstance(err, DataError) and unit.user == "乙？"
     assert err.render() == (
         "n.md:3:1: question has no answer — add a line starting with 答： (or A:) after the question, before line 5"
@@ -142,7 +167,13 @@ def test_long_whitespace_runs_parse_in_linear_time():
     assert [u.kind for u in units] == ["explain_topic"]  # no colon after 问, so no question
 
 
-@pytest.mark.parametrize("module", [thinking_module, markdown_module, qa_module, convert_module])
+@pytest.mark.parametrize("module", [thinking_module, clean_module, markdown_module, content_module, qa_module,
+                                    convert_module])
 def test_docstring_examples_hold(module):
     result = doctest.testmod(module)
     assert result.attempted and not result.failed
+
+
+def test_long_hex_like_lines_classify_in_linear_time():
+    # A nested quantifier on hex runs took minutes on one long line that is not quite hex.
+    assert parse_markdown("```python\n" + "ab" * 20000 + "z\n```\n").blocks[0].is_code in (True, False)

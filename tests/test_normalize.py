@@ -30,7 +30,6 @@ CONVERTED = [
     ("哈希函数. It maps data.", "哈希函数。It maps data."),
     ("密码学(cryptography)是一门学科", "密码学（cryptography）是一门学科"),
     ("使用 AES (高级加密标准) 加密", "使用 AES（高级加密标准）加密"),
-    ("Python(一种语言)", "Python（一种语言）"),  # glued to a word, but the content is Chinese
     ("参见(第3章)", "参见（第3章）"),
     ("中文(甲(乙)丙)", "中文（甲（乙）丙）"),  # nested pairs, inner first
     ("(注意),这里", "（注意），这里"),  # the converted pair gives the comma its CJK neighbour
@@ -53,6 +52,7 @@ LEFT_ALONE = [
     "如图![架构图](arch.png)",
     "版本v1.2.3发布了",
     "（已是全角，无需转换）。",
+    "Python(一种语言)",  # a word glued to "(" is a call like count(列名): half-width is harmless there
 ]
 
 

@@ -74,3 +74,41 @@ def test_small_data_warning_states_numbers():
     msg = small_data_warning(parts)
     assert msg is not None and "only 12 samples" in msg and "train 8" in msg and "val 2" in msg
     assert small_data_warning(split([make(i) for i in range(400)])) is None
+
+
+def grouped(n_groups: int, sizes=(1, 2, 3, 5)) -> list[Sample]:
+    out = []
+    for g in range(n_groups):
+        for j in range(sizes[g % len(sizes)]):
+            kind = ["qa", "explain_code", "write_code"][(g + j) % 3]
+            out.append(make(g * 10 + j, kind=kind).with_(meta={"group": f"notes/a.md:{g}"}, source="notes/a.md"))
+    return out
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 60), seed=st.integers(0, 5), shuffle_seed=st.integers(0, 1000))
+def test_grouped_split_keeps_each_group_in_one_split_in_any_order(n, seed, shuffle_seed):
+    samples = grouped(n)
+    shuffled = samples[:]
+    random.Random(shuffle_seed).shuffle(shuffled)
+    a, b = split(samples, seed=seed), split(shuffled, seed=seed)
+    assert ids(a) == ids(b)
+    where = {}
+    for part, members in a.items():
+        for s in members:
+            assert where.setdefault(s.meta["group"], part) == part  # never two splits for one group
+    assert sorted(u for v in ids(a).values() for u in v) == sorted(s.uid for s in samples)
+
+
+def test_grouped_split_is_still_near_the_ratios():
+    parts = split(grouped(200), seed=0)
+    total = sum(len(v) for v in parts.values())
+    assert abs(len(parts["val"]) / total - 0.15) < 0.03 and abs(len(parts["test"]) / total - 0.15) < 0.03
+
+
+def test_group_of_relative_and_absolute_paths_split_alike(tmp_path):
+    rel = grouped(60)
+    absolute = [s.with_(source=str(tmp_path / s.source), meta={"group": f"{tmp_path / s.source}:{s.line // 10}"})
+                for s in rel]
+    rel = [s.with_(meta={"group": f"{s.source}:{s.line // 10}"}) for s in rel]
+    assert ids(split(rel, seed=3)) == ids(split(absolute, seed=3))

@@ -14,6 +14,7 @@ from llamafactory_ext.data.terms import (
     CATEGORIES,
     Lexicon,
     Term,
+    _standalone,
     coverage,
     load_lexicon,
     tag_terms,
@@ -87,6 +88,100 @@ def test_english_aliases_do_not_match_inside_other_words(lexicon, text):
     assert tag_terms(text, lexicon) == ((), ())
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "00000010: 4f ca 12 3e 55 66 ab cd  |O..>Uf..|",  # hex dump: "ca" is a byte
+        "服务器指纹为 02:c8:dc:ca:59:40:2c，请核对",  # colon-separated hex
+        "把 ca.crt 和 server.crt 放到同一目录",  # file names
+        "见 ~/.ssh/config 与 /etc/ssh/sshd_config",  # paths
+        "下载地址 https://ssh.example.com/ca/crt?salt=1 即可",  # URL
+        "发邮件到 admin@ssh.org 申请",  # e-mail
+        "调用 AES.new(key) 再读 salt.hex()",  # dotted identifiers
+        "变量 hmac_key、ssh_port、salt_len 都是整数",  # snake_case identifiers
+        "网卡的MAC地址是全球唯一的",  # MAC address, not a message authentication code
+        "MAC address 与 Mac OS 无关",
+    ],
+)
+def test_ascii_names_inside_dumps_files_identifiers_urls_are_no_terms(lexicon, text):
+    assert tag_terms(text, lexicon) == ((), ())
+
+
+@pytest.mark.parametrize(
+    ("text", "term"),
+    [
+        ("由 CA 签发证书", "证书颁发机构"),
+        ("**CA**负责签发", "证书颁发机构"),
+        ("用CRT加速RSA解密", "中国剩余定理"),
+        ("通过 SSH 登录服务器", "安全外壳协议"),
+        ("口令加 salt 再哈希", "盐值"),
+        ("计算 MAC(k, m) 并比较", "消息认证码"),
+        ("常见的 AES/DES 算法", "数据加密标准"),  # a slash lists names: no path
+        ("参考 [AES](https://example.com/aes) 标准", "高级加密标准"),  # link text is text
+        ("X.509证书的结构", "X.509证书"),
+        ("用 hmac.compare_digest 比较", "常数时间比较"),  # an alias that is an identifier is found in one
+    ],
+)
+def test_standalone_ascii_names_still_count(lexicon, text, term):
+    assert term in tag_terms(text, lexicon)[0]
+
+
+NEW_TERMS = [
+    ("用 LFSR 生成密钥流", "线性反馈移位寄存器", "symmetric"),
+    ("这道题用LLL算法求短向量", "LLL算法", "math"),
+    ("先做格基规约再找短向量", "格基规约", "math"),
+    ("用 Coppersmith 方法求小根", "Coppersmith攻击", "attack"),
+    ("d 太小时可用Wiener攻击，即维纳攻击", "维纳攻击", "attack"),
+    ("同一模数加密同一消息会遭共模攻击", "共模攻击", "attack"),
+    ("e=3 且消息发给多人时可用广播攻击", "广播攻击", "attack"),
+    ("Håstad's broadcast attack 的前提是 e 很小", "广播攻击", "attack"),
+    ("p-1 光滑时用 Pohlig–Hellman 求离散对数", "Pohlig-Hellman算法", "math"),
+    ("阶不大时用BSGS算法", "大步小步算法", "math"),
+    ("这个生成器是 LCG，可以预测", "线性同余生成器", "randomness"),
+    ("Python 的 random 模块基于 MT19937", "梅森旋转算法", "randomness"),
+    ("仿射密码的加密函数是 E(x)=ax+b", "仿射密码", "general"),
+    ("栅栏密码把明文分成若干行", "栅栏密码", "general"),
+    ("希尔密码用矩阵乘法加密", "希尔密码", "general"),
+    ("Playfair 用 5x5 的密钥方阵", "Playfair密码", "general"),
+    ("维吉尼亚密码是多表代换的代表", "维吉尼亚密码", "general"),
+    ("培根密码用 A 和 B 两种字体", "培根密码", "general"),
+    ("摩斯密码由点和划组成", "摩斯密码", "general"),
+    ("凯撒密码属于单表代换", "单表代换密码", "general"),
+    ("多表代换能抵抗简单的频率分析", "多表代换密码", "general"),
+    ("服务器泄露填充是否正确时可发起 padding oracle 攻击", "填充预言攻击", "attack"),
+    ("PKCS#1 v1.5 填充会遭 Bleichenbacher 攻击", "Bleichenbacher攻击", "attack"),
+    ("d < N^0.292 时用 Boneh-Durfee", "Boneh-Durfee攻击", "attack"),
+    ("e 很小时的低加密指数攻击", "低加密指数攻击", "attack"),
+    ("两个线性相关的消息可用 Franklin-Reiter 攻击", "Franklin-Reiter相关消息攻击", "attack"),
+    ("CBC 模式下的字节翻转攻击能改写明文", "CBC字节翻转攻击", "attack"),
+    ("用 Pollard rho 分解中等大小的整数", "Pollard-rho算法", "math"),
+    ("p-1 光滑时用 Pollard p-1 分解 n", "Pollard-p-1算法", "math"),
+    ("维纳攻击用连分数逼近 e/N", "连分数", "math"),
+    ("一次一密的加密就是异或", "异或运算", "math"),
+    ("置换密码只打乱字母的顺序", "置换密码", "general"),
+    ("代换密码把每个字母换成另一个", "代换密码", "general"),
+    ("Atbash 把字母表倒过来", "埃特巴什码", "general"),
+    ("猪圈密码用格子符号表示字母", "猪圈密码", "general"),
+    ("用重合指数估计维吉尼亚密钥长度", "重合指数", "attack"),
+    ("Kasiski 试验通过重复片段的间距猜密钥长度", "卡西斯基试验", "attack"),
+    ("用 Berlekamp-Massey 还原 LFSR 的反馈多项式", "Berlekamp-Massey算法", "attack"),
+    ("ECDSA 的 nonce 重用会泄露私钥，即 nonce重用", "随机数重用攻击", "attack"),
+    ("原像攻击比碰撞攻击更难", "原像攻击", "attack"),
+    ("MD5 存在哈希长度扩展攻击", "长度扩展攻击", "attack"),
+    ("p 和 q 很接近时用费马分解", "费马分解法", "math"),
+    ("Merkle–Hellman 背包密码已被攻破", "背包密码", "asymmetric"),
+    ("Rabin密码的安全性等价于大整数分解", "Rabin密码", "asymmetric"),
+    ("Paillier 加法同态", "Paillier密码", "asymmetric"),
+]
+
+
+@pytest.mark.parametrize(("text", "term", "category"), NEW_TERMS)
+def test_ctf_and_classical_staples_are_found(lexicon, text, term, category):
+    terms = tag_terms(text, lexicon)[0]
+    assert term in terms
+    assert {t.term: t.category for t in lexicon.terms}[term] == category
+
+
 def test_longest_alias_wins_and_related_names_map_to_one_term(lexicon):
     assert tag_terms("AES-GCM", lexicon)[0] == ("伽罗瓦计数器模式",)
     assert tag_terms("SHA-256 不是 SHA-2 的全部", lexicon)[0] == ("SHA-256算法", "SHA-2系列")
@@ -114,11 +209,11 @@ def test_coverage_counts_samples_per_category_per_split():
 def test_user_tsv_adds_terms_and_merges_aliases(tmp_path):
     path = write(
         tmp_path,
-        "# my additions\n" + HEADER + "格基约化\tLLL|lattice reduction\tpost_quantum\n"
+        "# my additions\n" + HEADER + "量子随机数发生器\tQRNG|quantum RNG\trandomness\n"
         "高级加密标准\tAES256x\tsymmetric\n",
     )
     lexicon = load_lexicon(path)
-    assert tag_terms("用 lll 做格基约化", lexicon) == (("格基约化",), ("post_quantum",))
+    assert tag_terms("用 qrng 做量子随机数发生器", lexicon) == (("量子随机数发生器",), ("randomness",))
     assert tag_terms("aes256x", lexicon)[0] == ("高级加密标准",)
     assert len(lexicon) == len(load_lexicon()) + 1
 
@@ -141,7 +236,8 @@ def test_plain_word_list_gets_category_user_and_may_repeat_known_terms(tmp_path)
         ("格基约化\tpost_quantum\n", 3, "found 2", "keep both tabs"),
         ("\tLLL\tmath\n", 3, "empty term", "first column"),
         ("椭圆曲线\t\thash\n", 3, "already has category 'math' (llamafactory_ext/data/lexicons/crypto.tsv:", "'math'"),
-        ("格基约化\tAES\tpost_quantum\n", 3, "'AES' already names the term '高级加密标准'", "remove it"),
+        ("量子随机数发生器\tAES\trandomness\n", 3, "'AES' already names the term '高级加密标准'", "remove it"),
+        ("格基约化\t\tmath\n", 3, "'格基约化' already names the term '格基规约'", "remove it"),
         ("伽罗瓦/计数器\t\tmode\n", 3, "contains '/'", "replace it with '-'"),
     ],
 )
@@ -162,7 +258,7 @@ def test_unknown_category_error_lists_the_allowed_ones(tmp_path):
 
 
 def test_duplicate_within_user_file_names_both_lines(tmp_path):
-    path = write(tmp_path, HEADER + "格基约化\t\tmath\n\n格基约化\t\tpost_quantum\n")
+    path = write(tmp_path, HEADER + "量子随机数发生器\t\tmath\n\n量子随机数发生器\t\tpost_quantum\n")
     with pytest.raises(DataError) as err:
         load_lexicon(path)
     assert err.value.line == 4 and f"({path}:2)" in err.value.reason
@@ -209,7 +305,8 @@ def test_every_corpus_file_spans_several_categories(lexicon):
 
 
 def tag_terms_reference(text: str, lexicon: Lexicon) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The straightforward tagger tag_terms replaced: jieba cuts ALL of the text, then a plain Latin regex."""
+    """The straightforward tagger tag_terms replaced: jieba cuts ALL of the text, then a plain Latin regex
+    (whose hits pass the same standalone-word rule)."""
     first: dict[Term, int] = {}
     pos = 0
     for token in lexicon.tokenizer.lcut(text, HMM=False) if lexicon.cjk_names else ():
@@ -221,6 +318,8 @@ def tag_terms_reference(text: str, lexicon: Lexicon) -> tuple[tuple[str, ...], t
     if lexicon.latin_names:
         body = "|".join(re.escape(n) for n in sorted(lexicon.latin_names, key=len, reverse=True))
         for m in re.finditer(rf"(?<![{word}])(?:{body})(?![{word}])", text, re.IGNORECASE):
+            if not _standalone(text, m.start(), m.end()):
+                continue
             term = lexicon.latin_names[m.group().lower()]
             first[term] = min(first.get(term, m.start()), m.start())
     found = sorted(first, key=first.__getitem__)

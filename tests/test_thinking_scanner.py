@@ -169,3 +169,13 @@ def test_flatten_keeps_all_text_and_no_tags(tree):
     without_marks = re.sub(r"【第\d+层思考】", "", flat)
     assert "".join(without_marks.split()) == "".join(_TAG.sub("", inner).split())
     assert isinstance(block, ThinkBlock) and block.end_line == 1 + inner.count("\n")
+
+
+def test_500_nested_blocks_are_a_located_error_not_a_recursion_error():
+    from llamafactory_ext.data.parse.thinking import MAX_DEPTH
+    text = "问：为什么？\n" + "<thinking>想" * 500 + "</thinking>" * 500 + "\n答：好。\n"
+    with pytest.raises(DataError) as err:
+        scan_thinking(text, "n.md")
+    assert err.value.render().startswith(f"n.md:2:{MAX_DEPTH * 11 + 1}: <thinking> nested more than {MAX_DEPTH} levels")
+    ok = "<think>x" * MAX_DEPTH + "</think>" * MAX_DEPTH
+    assert len(scan_thinking(ok).blocks) == 1

@@ -40,6 +40,12 @@ def _shingles(text: str) -> set[bytes]:
     return {flat[i : i + NGRAM].encode("utf-8") for i in range(len(flat) - NGRAM + 1)}
 
 
+def _dedup_text(s: Sample) -> str:
+    """What makes two samples the same: their text, the tools they may call and the media they show."""
+    media = "\x00".join(p for paths in s.media.values() for p in paths)
+    return "\x00".join(part for part in (s.text, s.tools, media) if part)
+
+
 def dedup(samples: Iterable[Sample], *, near: bool = True, threshold: float = THRESHOLD) -> Iterator[Sample | Drop]:
     """Yield kept samples and Drop records, in input order."""
     from datasketch import MinHash, MinHashLSH  # lazy: only when a dataset is built
@@ -48,12 +54,12 @@ def dedup(samples: Iterable[Sample], *, near: bool = True, threshold: float = TH
     lsh = MinHashLSH(threshold=threshold, num_perm=NUM_PERM) if near else None
     kept: dict[str, Sample] = {}
     for s in samples:
-        key = fingerprint(s.text)
+        key = fingerprint(_dedup_text(s))
         if key in seen:
             yield Drop(s, "exact_duplicate", f"same text as {seen[key].origin}")
             continue
         seen[key] = s
-        if lsh is not None:
+        if lsh is not None and not s.media:  # same words about different images are different samples
             mh = MinHash(num_perm=NUM_PERM, seed=1)
             mh.update_batch(list(_shingles(s.text)))
             hits = lsh.query(mh)

@@ -25,7 +25,7 @@ def filter_samples(
         if reason:
             yield Drop(s, reason)
             continue
-        size = len(s.text)
+        size = len(s.text) + len(s.tools)  # why: LF renders the tools into the system prompt
         if size > max_chars:
             detail = f"{size} characters > --max-chars {max_chars}"
             if long == "drop":
@@ -37,7 +37,7 @@ def filter_samples(
 
 def _empty_reason(s: Sample) -> str | None:
     last = s.turns[-1]
-    if last.role != "assistant" or not last.content.strip():
+    if last.role not in ("assistant", "function_call") or not last.content.strip():  # a row may end on a call
         return "empty_response"
     if not any(t.content.strip() for t in s.turns if t.role == "user"):
         return "empty_prompt"

@@ -5,11 +5,14 @@ Reasoning is serialized exactly as LF's reasoning templates expect: ``<think>\\n
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Literal
 
 from ..dataset_info import Columns, DatasetInfoEntry, Tags
-from ..records import Sample, Turn
+from ..errors import UsageError
+from ..records import MEDIA, Sample, Turn
 
 Format = Literal["sharegpt", "alpaca"]
 # think: tags for reasoning templates (qwen3); drop: reasoning removed; text: reasoning kept as visible prose.
@@ -40,11 +43,14 @@ def _sharegpt_row(sample: Sample, mode: ReasoningMode) -> dict:
     messages = [{"role": "system", "content": sample.system}] if sample.system else []
     for t in sample.turns:
         content = assistant_text(t, mode) if t.role == "assistant" else t.content
-        messages.append({"role": t.role, "content": content})
+        messages.append({"role": t.role, "content": content})  # function_call / observation: LF's own role names
     return {"messages": messages}
 
 
 def _alpaca_row(sample: Sample, mode: ReasoningMode) -> dict:
+    if sample.has_tool_calls:
+        raise UsageError(f"{sample.origin}: a conversation with tool calls cannot be written as alpaca rows "
+                         "(they have no function_call/observation turns) — use --format sharegpt")
     turns = sample.turns
     pairs = [(turns[i].content, assistant_text(turns[i + 1], mode)) for i in range(0, len(turns) - 2, 2)]
     # Every key on every row, same types: the HF json loader's schema inference fails on mixed rows.
@@ -66,14 +72,49 @@ ALPACA_ENTRY = {
     "formatting": "alpaca",
     "columns": Columns(prompt="instruction", query="input", response="output", system="system", history="history"),
 }
+TOOL_TAGS = {"function_tag": "function_call", "observation_tag": "observation"}
 
 
 def format_split(
-    samples: Iterable[Sample], file_name: str, fmt: Format = "sharegpt", mode: ReasoningMode = "think"
+    samples: Iterable[Sample], file_name: str, fmt: Format = "sharegpt", mode: ReasoningMode = "think",
+    out_dir: str | Path | None = None,
 ) -> tuple[list[dict], dict]:
-    """Rows for one data file and the dataset_info entry that reads them."""
+    """Rows for one data file and the dataset_info entry that reads them.
+
+    Tools and media columns are added (to every row, same types) when some sample in the split has them.
+    ``out_dir``: the dataset folder the rows go to; media paths are written relative to it (LF reads them from
+    ``media_dir``, which defaults to that folder), else they stay absolute.
+    """
+    samples = list(samples)
     build = _sharegpt_row if fmt == "sharegpt" else _alpaca_row
-    rows = [build(s, mode) for s in samples]
+    extra = _extra_columns(samples)
+    rows = [{**build(s, mode), **_extras(s, extra, out_dir)} for s in samples]
     spec = SHAREGPT_ENTRY if fmt == "sharegpt" else ALPACA_ENTRY
-    entry = DatasetInfoEntry(file_name=file_name, **spec)
+    columns = spec["columns"].model_copy(update={k: k for k in extra})  # type: ignore[attr-defined]
+    tags = spec.get("tags")
+    if tags is not None and any(s.has_tool_calls for s in samples):
+        tags = tags.model_copy(update=TOOL_TAGS)  # type: ignore[attr-defined]
+    entry = DatasetInfoEntry(file_name=file_name, **{**spec, "columns": columns, **({"tags": tags} if tags else {})})
     return rows, entry.to_json()
+
+
+def _extra_columns(samples: list[Sample]) -> list[str]:
+    """The optional columns this split needs: tools when any sample has tools or calls, each media kind in use."""
+    cols = ["tools"] if any(s.tools or s.has_tool_calls for s in samples) else []
+    return cols + [k for k in MEDIA if any(getattr(s, k) for s in samples)]
+
+
+def _extras(sample: Sample, columns: list[str], out_dir: str | Path | None) -> dict:
+    return {k: sample.tools if k == "tools" else [media_path(p, out_dir) for p in getattr(sample, k)]
+            for k in columns}
+
+
+def media_path(path: str, out_dir: str | Path | None) -> str:
+    """A media path as written: relative to the output folder when there is one (URLs unchanged).
+
+    >>> media_path("/data/imgs/1.jpg", "/data/out")
+    '../imgs/1.jpg'
+    """
+    if out_dir is None or not os.path.isabs(path):
+        return path
+    return os.path.relpath(path, os.path.abspath(out_dir))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+from collections import Counter
 from importlib import metadata
 from pathlib import Path
 
@@ -30,9 +31,12 @@ def versions() -> dict[str, str | None]:
     return out
 
 
-def manifest_text(args, opts, result, stats: dict, files: dict[str, str], reasoning_mode: str = "think") -> str:
+def manifest_text(args, opts, result, stats: dict, files: dict[str, str], reasoning_mode: str = "think",
+                  leaks: dict[str, int] | None = None) -> str:
     """JSON text: sources with sha256, counts after each stage, drops, seed, versions, arguments, output hashes,
-    and how reasoning was written (think: <think> blocks; drop / text: none in the rows)."""
+    how reasoning was written (think: <think> blocks; drop / text: none in the rows), and ``written``: every file
+    this build wrote with its sha256 — what a later --overwrite may remove and a rerun may replace."""
+    from ..io import sha256_text
     from .pipeline import drop_counts
 
     data = {
@@ -46,10 +50,13 @@ def manifest_text(args, opts, result, stats: dict, files: dict[str, str], reason
         "sources": [{"path": str(p), "sha256": sha256_file(p)} for p in result.files],
         "counts": result.counts,
         "drops": drop_counts(result.drops),
+        "skipped": dict(Counter(f"{k.kind}: {k.reason}" for k in result.skipped).most_common()),
+        "notes": dict(Counter(n.code for n in result.notes).most_common()),
+        "shared_across_splits": leaks or {},
         "errors_skipped": len(result.errors),
         "splits": stats,
-        "outputs": {n: hashlib.sha256(t.encode("utf-8")).hexdigest() for n, t in sorted(files.items())
-                    if n.endswith(".jsonl")},
+        "outputs": {n: sha256_text(t) for n, t in sorted(files.items()) if n.endswith(".jsonl")},
+        "written": {n: sha256_text(t) for n, t in sorted(files.items())},
         "versions": versions(),
     }
     return json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n"

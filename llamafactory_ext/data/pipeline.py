@@ -8,11 +8,11 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import DataError
-from ..records import Sample, Turn
+from ..records import TOOL_ROLES, Note, Sample, Skipped, Turn
 from . import split as splitting
 from .dedup import Drop, dedup
 from .filters import MAX_CHARS, filter_samples
@@ -41,6 +41,10 @@ class BuildOptions:
     lexicon: Path | None = None
     strict_reasoning: bool = False
     require_reasoning: bool = False
+    strict: bool = False  # markdown: a question without an answer is an error, not a counted drop
+    exclude: tuple[Path, ...] = ()  # folders never read as input (the output folder)
+    allow_media: bool = True  # False for a text-only --model: media rows are refused with their line
+    media_root: Path | None = None  # where relative media paths start (default: each data file's folder)
 
 
 @dataclass
@@ -54,6 +58,8 @@ class BuildResult:
     quality: list = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
 
     @property
     def samples(self) -> list[Sample]:
@@ -65,7 +71,7 @@ def build(opts: BuildOptions, progress: Callable[[Iterable], Iterable] = lambda 
 
     ``progress`` wraps the stream of converted records (the CLI passes a tqdm bar that shows after 2 s)."""
     result = BuildResult(splits={})
-    converted = _separate(progress(read_and_convert(opts, result.files, result.warnings)), result)
+    converted = _separate(progress(read_and_convert(opts, result.files, result.warnings, result.skipped)), result)
     result.counts["read"] = len(converted) + len(result.errors)
     result.counts["converted"] = len(converted)
     samples = [_normalize(s, opts.t2s) for s in converted] if opts.source != "markdown" else converted
@@ -81,20 +87,29 @@ def build(opts: BuildOptions, progress: Callable[[Iterable], Iterable] = lambda 
     return result
 
 
-def read_and_convert(opts: BuildOptions, files: list[Path], warnings: list[str]) -> Iterator[Sample | DataError]:
-    """Samples and per-record errors from every input, in input order; unreadable files become errors."""
+Item = Sample | DataError | Skipped | Note
+
+
+def read_and_convert(opts: BuildOptions, files: list[Path], warnings: list[str],
+                     skipped: list[Skipped] | None = None) -> Iterator[Item]:
+    """Samples, per-record errors, drops and notes from every input, in input order; unreadable files become
+    errors, and files that are not regular (FIFOs, sockets, devices) are skipped unopened."""
     from ..data.sources.files import find_files
 
     if opts.source == "belle" and _is_hub_id(opts.inputs):
         yield from _belle_hub(str(opts.inputs[0]), opts)
         return
     suffixes = MD_SUFFIXES if opts.source == "markdown" else JSON_SUFFIXES
-    for path in find_files(list(opts.inputs), suffixes):
+    found = find_files(list(opts.inputs), suffixes, exclude=opts.exclude, skipped=skipped)
+    for path in found:
         files.append(path)
         try:
             yield from _convert_file(path, opts, warnings)
         except DataError as err:
             yield err
+        except RecursionError:
+            yield DataError(path, None, "nested too deeply to read (over ~1000 levels)",
+                            "flatten the deeply nested records (training rows need only a few levels)")
 
 
 def _is_hub_id(inputs: tuple[Path, ...]) -> bool:
@@ -107,7 +122,7 @@ def _belle_hub(name: str, opts: BuildOptions) -> Iterator[Sample | DataError]:
     from .converters.alpaca import convert_alpaca
     from .sources.belle import load_hub
 
-    yield from convert_alpaca(load_hub(name, opts.sample, opts.seed), f"hf://{name}")
+    yield from convert_alpaca(load_hub(name, opts.sample, opts.seed), f"hf://{name}", kind="belle", **_media(opts))
 
 
 def _convert_file(path: Path, opts: BuildOptions, warnings: list[str]) -> Iterator[Sample | DataError]:
@@ -118,26 +133,68 @@ def _convert_file(path: Path, opts: BuildOptions, warnings: list[str]) -> Iterat
     if opts.source == "markdown":
         from .converters.markdown import convert_markdown
 
-        yield from convert_markdown(read_text(path), source=str(path), t2s=opts.t2s)
+        extra = {"strict": opts.strict} if _accepts(convert_markdown, "strict") else {}
+        text = read_text(path)
+        yield from _with_excerpts(convert_markdown(text, source=str(path), t2s=opts.t2s, **extra), text)
     elif opts.source == "belle":
         from .sources.belle import sample_records
 
         records = sample_records(path, opts.sample, opts.seed)
         if len(records) < opts.sample:
             warnings.append(f"{path}: only {len(records)} rows, fewer than --sample {opts.sample}: all were used")
-        yield from convert_alpaca(records, str(path))
+        yield from convert_alpaca(records, str(path), kind="belle", **_media(opts))
     elif opts.source == "alpaca":
-        yield from convert_alpaca(iter_json_records(path), str(path))
+        yield from convert_alpaca(iter_json_records(path), str(path), **_media(opts))
     else:
         dialect = SHAREGPT if opts.source == "sharegpt" else OPENAI
-        yield from convert_chat(iter_json_records(path), str(path), dialect)
+        yield from convert_chat(iter_json_records(path), str(path), dialect, **_media(opts))
 
 
-def _separate(items: Iterable[Sample | DataError], result: BuildResult) -> list[Sample]:
+def _media(opts: BuildOptions) -> dict:
+    return {"allow_media": opts.allow_media, "media_root": opts.media_root}
+
+
+def _with_excerpts(items: Iterable[Item], text: str) -> Iterator[Item]:
+    """A drop without an excerpt gets its source line, so NAME.drops.jsonl always shows what was dropped."""
+    lines = text.split("\n")
+    for item in items:
+        if isinstance(item, Skipped) and not item.excerpt and 1 <= item.line <= len(lines):
+            item = replace(item, excerpt=lines[item.line - 1].strip())
+        yield item
+
+
+def _accepts(func: Callable, name: str) -> bool:
+    import inspect
+
+    return name in inspect.signature(func).parameters
+
+
+def _separate(items: Iterable[Item], result: BuildResult) -> list[Sample]:
+    """Sort the converters' stream: samples kept, errors, deliberate drops and notices collected."""
     kept = []
     for item in items:
-        (result.errors if isinstance(item, DataError) else kept).append(item)  # type: ignore[arg-type]
+        if isinstance(item, Sample):
+            bad = _unencodable(item)
+            (result.errors if bad else kept).append(bad or item)  # type: ignore[arg-type]
+        elif isinstance(item, Skipped):
+            result.skipped.append(item)
+        elif isinstance(item, Note):
+            result.notes.append(item)
+        else:
+            result.errors.append(item)
     return kept
+
+
+def _unencodable(s: Sample) -> DataError | None:
+    """A lone surrogate (e.g. a JSON escape \\ud800 without its pair) is not Unicode text: no tokenizer or writer
+    takes it, so the record is an error at its own line."""
+    try:
+        s.text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        bad = e.object[e.start]
+        return DataError(s.source, s.line, f"lone surrogate \\u{ord(bad):04x} in the text (not valid Unicode)",
+                         "fix the escape: a \\ud800–\\udbff must be followed by its \\udc00–\\udfff pair, or remove it")
+    return None
 
 
 def _stage(items: Iterable[Sample | Drop], result: BuildResult, name: str) -> list[Sample]:
@@ -154,7 +211,8 @@ def _normalize(s: Sample, t2s: str) -> Sample:
     def n(text: str | None) -> str | None:
         return normalize(text, t2s) if text else text
 
-    turns = tuple(Turn(t.role, n(t.content) or "", n(t.reasoning)) for t in s.turns)
+    # tool calls and observations are JSON: punctuation normalization would change their arguments
+    turns = tuple(t if t.role in TOOL_ROLES else Turn(t.role, n(t.content) or "", n(t.reasoning)) for t in s.turns)
     return s.with_(turns=turns, system=n(s.system) or "")
 
 

@@ -1,9 +1,11 @@
-"""Seeded, stratified, order-independent train/val/test split (runs after dedup).
+"""Seeded, grouped, stratified, order-independent train/val/test split (runs after dedup).
 
-Each stratum (sample kind + rarest term tag) gets val/test quotas in proportion to its size (largest remainder,
-so the totals are exact) and its members, ordered by a seeded hash of their content, fill them. So the result
-depends only on the contents and the seed, every stratum lands in each split in proportion, and a sample (a whole
-conversation, its reasoning included) is never cut.
+Samples made from one source unit (``meta["group"]``: a section, a code block, a conversation; a sample without
+one is its own group) always land in the same split, so held-out samples never share their code or answer with
+training ones. Each stratum (kind + rarest term tag of a group's members) gets val/test quotas in samples, in
+proportion to its size (largest remainder, so the totals are exact when groups are single samples); its groups,
+ordered by a seeded hash of their key, go one by one to the split furthest below its quota. So the result depends
+only on the contents and the seed, and every stratum lands in each split in proportion.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from pathlib import PurePath
 
 from ..errors import UsageError
 from ..records import Sample
@@ -30,9 +33,10 @@ def parse_ratios(text: str) -> tuple[float, float, float]:
     try:
         nums = [float(p) for p in parts]
     except ValueError:
-        raise UsageError(f"--split {text!r}: expected three numbers like 70/15/15 or 0.8,0.1,0.1") from None
-    if len(nums) != 3 or any(n < 0 for n in nums) or sum(nums) <= 0 or nums[0] == 0:
-        raise UsageError(f"--split {text!r}: expected three non-negative numbers with train > 0, like 70/15/15")
+        raise UsageError(f"--split {text!r}: expected three numbers — write them like 70/15/15 or 0.8,0.1,0.1") from None
+    if len(nums) != 3 or any(not n >= 0 or n == float("inf") for n in nums) or sum(nums) <= 0 or nums[0] == 0:
+        raise UsageError(f"--split {text!r}: expected three non-negative numbers with train > 0 — "
+                         "write them like 70/15/15")
     total = sum(nums)
     return tuple(round(n / total, 6) for n in nums)  # type: ignore[return-value]
 
@@ -44,8 +48,22 @@ def stratum(sample: Sample, tag_counts: Counter | None = None) -> str:
     return f"{sample.kind}|{tags[0] if tags else ''}"
 
 
-def _rank_key(sample: Sample, seed: int) -> str:
-    return hashlib.sha256(f"{seed}:{sample.uid}".encode()).hexdigest()
+def group_key(sample: Sample) -> str:
+    """The source unit a sample came from (set by converters that make several samples of one unit).
+
+    A group named ``<source>:<line>`` keeps only the file's name, so the split does not depend on whether the
+    notes were passed as a relative or an absolute path."""
+    group = sample.meta.get("group") if isinstance(sample.meta, dict) else None
+    if group in (None, ""):
+        return f"u:{sample.uid}"
+    group = str(group)
+    if sample.source and group.startswith(sample.source + ":"):
+        group = PurePath(sample.source).name + group[len(sample.source):]
+    return f"g:{group}"
+
+
+def _rank(key: str, seed: int) -> str:
+    return hashlib.sha256(f"{seed}:{key}".encode("utf-8", "surrogatepass")).hexdigest()  # keys may hold file names
 
 
 def _quotas(sizes: dict[str, int], ratio: float, total: int, seed: int) -> dict[str, int]:
@@ -53,34 +71,50 @@ def _quotas(sizes: dict[str, int], ratio: float, total: int, seed: int) -> dict[
     exact = {k: n * ratio for k, n in sizes.items()}
     quota = {k: int(v) for k, v in exact.items()}
     leftover = total - sum(quota.values())
-    order = sorted(sizes, key=lambda k: (-(exact[k] - quota[k]), hashlib.sha256(f"{seed}:{k}".encode()).hexdigest()))
+    order = sorted(sizes, key=lambda k: (-(exact[k] - quota[k]), hashlib.sha256(f"{seed}:{k}".encode("utf-8", "surrogatepass")).hexdigest()))
     for k in order[: max(0, leftover)]:
         quota[k] += 1
     return quota
 
 
 def split(samples: Sequence[Sample], ratios: Sequence[float] = DEFAULT_RATIOS, seed: int = 0) -> dict[str, list[Sample]]:
-    """Partition ``samples`` into train/val/test; same contents + seed → same partition, in any input order."""
+    """Partition ``samples`` into train/val/test; same contents + seed → same partition, in any input order;
+    all samples of one group in one split."""
     groups: dict[str, list[Sample]] = defaultdict(list)
-    tag_counts = Counter(t for s in samples for t in s.tags)
     for s in samples:
-        groups[stratum(s, tag_counts)].append(s)
-    sizes = {k: len(v) for k, v in groups.items()}
-    n = len(samples)
+        groups[group_key(s)].append(s)
+    tag_counts = Counter(t for s in samples for t in s.tags)
+    strata: dict[str, list[str]] = defaultdict(list)
+    for key, members in groups.items():
+        strata[min(Counter(stratum(s, tag_counts) for s in members).most_common(), key=lambda kv: (-kv[1], kv[0]))[0]
+               ].append(key)
+    sizes = {k: sum(len(groups[g]) for g in keys) for k, keys in strata.items()}
+    quotas = _split_quotas(sizes, len(samples), ratios, seed)
+    out: dict[str, list[Sample]] = {k: [] for k in SPLITS}
+    for name, keys in strata.items():
+        for key, part in _fill(sorted(keys, key=lambda g: _rank(g, seed)), groups, quotas[name]):
+            out[part] += groups[key]
+    for part in out.values():
+        part.sort(key=lambda s: (s.source, s.line, s.uid))  # why: files read in source order are easier to review
+    return out
+
+
+def _split_quotas(sizes: dict[str, int], n: int, ratios: Sequence[float], seed: int) -> dict[str, dict[str, int]]:
+    """Per stratum: how many samples each split should get (val first, then test out of the rest)."""
     val_q = _quotas(sizes, ratios[1], round(n * ratios[1]), seed)
     rest = {k: sizes[k] - val_q[k] for k in sizes}
     test_ratio = ratios[2] / (1 - ratios[1]) if ratios[1] < 1 else 0.0
     test_q = _quotas(rest, test_ratio, round(n * ratios[2]), seed + 1)
-    out: dict[str, list[Sample]] = {k: [] for k in SPLITS}
-    for name, members in groups.items():
-        members.sort(key=lambda s: _rank_key(s, seed))
-        v, t = val_q[name], test_q[name]
-        out["val"] += members[:v]
-        out["test"] += members[v : v + t]
-        out["train"] += members[v + t :]
-    for part in out.values():
-        part.sort(key=lambda s: (s.source, s.line, s.uid))  # why: files read in source order are easier to review
-    return out
+    return {k: {"train": sizes[k] - val_q[k] - test_q[k], "val": val_q[k], "test": test_q[k]} for k in sizes}
+
+
+def _fill(keys: list[str], groups: dict[str, list[Sample]], quota: dict[str, int]):
+    """Give each group (in ranked order) to the split furthest below its quota; ties go train, val, test."""
+    taken = dict.fromkeys(SPLITS, 0)
+    for key in keys:
+        part = max(SPLITS, key=lambda p: (quota[p] - taken[p], -SPLITS.index(p)))
+        taken[part] += len(groups[key])
+        yield key, part
 
 
 def small_data_warning(parts: dict[str, list[Sample]]) -> str | None:

@@ -31,6 +31,22 @@ _TERM_FREQ = 100_000
 _CJK = re.compile(r"[\u4e00-\u9fd5]")  # jieba's own Han range: names with such a character go to jieba
 _JIEBA_WORD = re.compile(r"[\u4e00-\u9fd5a-zA-Z0-9+#&._%\-]+")  # jieba never cuts inside such a run
 _WORD_CHAR = "0-9A-Za-z_"  # ASCII word boundaries: "AES" inside "使用AES加密" matches, inside "AESX" not
+# An ASCII name counts only as a standalone word of text (see _standalone). Its token is the run of these
+# characters around it: brackets, quotes, commas, "*", backticks and backslashes end a token ("[AES](url)",
+# "**CA**", LaTeX's gcd command).
+_TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-+#/:@%=&~?!$^|")
+# A URL, e-mail or path ("/etc/ssh", "~/.ssh"): no word of text inside. A slash alone is no path: "AES/DES",
+# "TLS/SSL" list names.
+_NOT_TEXT = re.compile(r"://|@|^[/~.]")
+# A file name or dotted identifier ("ca.crt", "AES.new"); an alias that is an identifier itself
+# ("compare_digest") is meant to be found in one ("hmac.compare_digest").
+_DOTTED = re.compile(r"[0-9A-Za-z_]\.[A-Za-z_]")
+# 00:1a:ca:… MAC addresses, key fingerprints.
+_HEX_GROUPS = re.compile(r"(?:[0-9A-Fa-f]{2}[:-]){2,}[0-9A-Fa-f]{2}")
+# Three or more blank-separated bytes, one with a digit: a hex dump ("4f ca 12 3e"), where "CA" is no term.
+_HEX_RUN = re.compile(r"(?<!\S)[0-9A-Fa-f]{2}(?:[ \t]+[0-9A-Fa-f]{2}){2,}(?!\S)")
+# Names that mean something else before these words: "MAC地址" / "MAC address" is a network address.
+_FALSE_FRIENDS = {"mac": re.compile(r"\s*(?:地址|层|帧|电脑|address|OS\b|os\b)", re.IGNORECASE)}
 
 
 @dataclass(frozen=True)
@@ -133,10 +149,42 @@ def tag_terms(text: str, lexicon: Lexicon) -> tuple[tuple[str, ...], tuple[str, 
             first[term] = pos
     if lexicon.latin_pattern is not None:
         for m in lexicon.latin_pattern.finditer(text):
-            term = lexicon.latin_names[m.group().lower()]
-            first[term] = min(first.get(term, m.start()), m.start())
+            if _standalone(text, m.start(), m.end()):
+                term = lexicon.latin_names[m.group().lower()]
+                first[term] = min(first.get(term, m.start()), m.start())
     found = sorted(first, key=first.__getitem__)
     return tuple(t.term for t in found), tuple(sorted({t.category for t in found}))
+
+
+def _standalone(text: str, start: int, end: int) -> bool:
+    """Whether the ASCII name at text[start:end] is a word of text, not part of a URL, e-mail, path, file name,
+    dotted identifier, hex dump, or a false friend ("MAC地址")."""
+    name, token = text[start:end], _token(text, start, end)
+    if token != name and (_NOT_TEXT.search(token) or _HEX_GROUPS.search(token)):
+        return False
+    if token != name and "_" not in name and _DOTTED.search(token):
+        return False
+    friend = _FALSE_FRIENDS.get(name.lower())
+    if friend is not None and friend.match(text, end):
+        return False
+    return not (len(name) == 2 and _in_hex_dump(text, start))
+
+
+def _token(text: str, start: int, end: int) -> str:
+    """The run of _TOKEN_CHARS around text[start:end], less the sentence punctuation glued to its end."""
+    while start and text[start - 1] in _TOKEN_CHARS:
+        start -= 1
+    while end < len(text) and text[end] in _TOKEN_CHARS:
+        end += 1
+    return text[start:end].rstrip(".:!?")
+
+
+def _in_hex_dump(text: str, pos: int) -> bool:
+    line_start = text.rfind("\n", 0, pos) + 1
+    line_end = text.find("\n", pos)
+    line = text[line_start : line_end if line_end >= 0 else len(text)]
+    runs = _HEX_RUN.finditer(line)
+    return any(m.start() <= pos - line_start < m.end() and re.search(r"\d", m.group()) for m in runs)
 
 
 def _name_block_tokens(text: str, lexicon: Lexicon) -> Iterator[tuple[int, str]]:

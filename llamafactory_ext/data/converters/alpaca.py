@@ -1,19 +1,38 @@
-"""alpaca / Belle rows (instruction, input, output, optional system and history) → Sample."""
+"""alpaca / Belle rows (instruction, input, output, optional system, history, tools and media) → Sample.
+
+Belle rows take this same path, so nested-dict fields ({"instruction": {"instruction": …}}) are repaired for both.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 from ...errors import DataError
-from ...records import Sample, Turn
-from .common import convert_rows, split_reasoning, text_field
+from ...records import MEDIA, Sample, Turn
+from .common import Converted, convert_rows, split_reasoning, text_field
+from .structured import check_placeholders, media_columns, tools_text
 
-KNOWN = {"instruction", "input", "output", "system", "history", "id"}
+KNOWN = {"instruction", "input", "output", "system", "history", "tools", *MEDIA}
 
 
-def convert_alpaca(records: Iterable[tuple[int, object] | DataError], source: str) -> Iterator[Sample | DataError]:
-    """Yield one Sample per row, or a DataError for a row that cannot be used."""
-    return convert_rows(records, source, _row)
+def convert_alpaca(records: Iterable[tuple[int, object] | DataError], source: str, *, kind: str = "alpaca",
+                   media_root: Path | None = None, allow_media: bool = True) -> Iterator[Converted]:
+    """Yield one Sample per row, a DataError for a row that cannot be used, a Note per unused row key.
+
+    ``kind``: the source kind named in the wrong-kind message ("belle" for Belle files).
+    ``media_root``: where relative media paths are read from (default: the data file's folder).
+    ``allow_media``: False when the target model is text-only; a row with media is then a located error.
+    """
+    root = Path(media_root) if media_root is not None else Path(source).parent
+
+    def one(row: object, path: str, line: int) -> Sample:
+        sample = _row(row, path, line)
+        media = media_columns(row, path, line, root, allow_media)  # type: ignore[arg-type]
+        check_placeholders(list(sample.turns), media, path, line)
+        return sample.with_(tools=tools_text(row.get("tools"), path, line), **media)  # type: ignore[union-attr]
+
+    return convert_rows(records, source, one, kind, lambda row: KNOWN)
 
 
 def _row(row: object, path: str, line: int) -> Sample:

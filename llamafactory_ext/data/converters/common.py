@@ -6,8 +6,9 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 
 from ...errors import DataError
-from ...records import Sample, Turn
+from ...records import TOOL_ROLES, Note, Sample, Turn
 from ..normalize.segments import prose
+from .detect import wrong_kind
 
 # A reasoning block at the start of an assistant message, in either tag spelling.
 _LEADING_THINK = re.compile(r"^\s*<(think|thinking)>(.*?)</\1>\s*", re.S)
@@ -49,31 +50,72 @@ def text_field(value: object, key: str, path: str, line: int) -> str:
     return value
 
 
+ASKS, ANSWERS = ("user", "observation"), ("assistant", "function_call")  # LF's odd / even positions
+
+
 def check_turns(turns: list[Turn], path: str, line: int) -> None:
-    """Roles must alternate user/assistant, start with user and end with an assistant answer."""
-    if not any(t.role == "assistant" for t in turns):
+    """Roles alternate user/assistant, start with user and end with an answer; with tools, a function_call
+    takes an assistant's place and an observation a user's (exactly LF's positional sharegpt rule: LF's own
+    glaive demo has observations after a plain assistant turn, and LF trains them)."""
+    if not any(t.role in ANSWERS for t in turns):
         raise DataError(path, line, "no assistant turn", "add the assistant's answer as the last message")
     for i, t in enumerate(turns):
-        expected = "user" if i % 2 == 0 else "assistant"
-        if t.role != expected:
-            raise DataError(
-                path, line, f"message {i + 1} is '{t.role}' but '{expected}' was expected (roles must alternate "
-                "user/assistant after an optional system message)",
-                "merge consecutive messages of the same role, or insert the missing turn",
-            )
-    if turns[-1].role != "assistant":
+        _check_position(i, t, path, line)
+    if turns[-1].role not in ANSWERS:
         raise DataError(path, line, "conversation ends with a user turn", "add the assistant's answer or drop the last user message")
 
 
+def _check_position(i: int, t: Turn, path: str, line: int) -> None:
+    allowed = ASKS if i % 2 == 0 else ANSWERS
+    if t.role in allowed:
+        return
+    if t.role in TOOL_ROLES:
+        reason = (f"message {i + 1} is '{t.role}' in a '{allowed[0]}' place (a function_call takes an assistant's "
+                  "place, an observation a user's)")
+    else:
+        reason = (f"message {i + 1} is '{t.role}' but '{allowed[0]}' was expected (roles must alternate "
+                  "user/assistant after an optional system message)")
+    raise DataError(path, line, reason, "merge consecutive messages of the same role, or insert the missing turn")
+
+
+Converted = Sample | DataError | Note
+
+
 def convert_rows(records: Iterable[tuple[int, object] | DataError], source: str,
-                 row: Callable[[object, str, int], Sample]) -> Iterator[Sample | DataError]:
-    """Apply a row converter to (line, row) records; reader errors and row errors are yielded, not raised."""
+                 row: Callable[[object, str, int], Sample], kind: str = "",
+                 used: Callable[[dict], set[str]] | None = None) -> Iterator[Converted]:
+    """Apply a row converter to (line, row) records; reader errors and row errors are yielded, not raised.
+
+    ``kind`` (a source kind): a first row that is clearly another kind ends the file with one error naming it.
+    ``used(row)``: the row keys the converter read; every other key of a converted row is a Note.
+    """
+    checked = not kind
     for item in records:
         if isinstance(item, DataError):
             yield item
             continue
         line, value = item
-        try:
-            yield row(value, source, line)
-        except DataError as err:
-            yield err
+        if not checked:
+            checked, wrong = True, wrong_kind(value, kind, source, line)
+            if wrong is not None:
+                yield wrong
+                return
+        yield from _one(value, source, line, row, used)
+
+
+def _one(value: object, source: str, line: int, row: Callable[[object, str, int], Sample],
+         used: Callable[[dict], set[str]] | None) -> Iterator[Converted]:
+    try:
+        sample = row(value, source, line)
+    except DataError as err:
+        yield err
+        return
+    yield sample
+    if used is not None and isinstance(value, dict):
+        yield from unused_keys(value, used(value), source, line)
+
+
+def unused_keys(row: dict, used: set[str], source: str, line: int) -> Iterator[Note]:
+    """One Note per row key the converter did not read (the pipeline counts them by code)."""
+    for key in sorted(set(map(str, row)) - used):
+        yield Note(source, line, f"unused_key:{key}", f"row key '{key}' is not used and is not in the output")

@@ -1,8 +1,9 @@
 """Normalize stage of the dataset flow (sources → normalize → parse): str → str steps on prose only.
 
-Code fences, inline code and URLs are split off once (segments.py) and never changed; the steps
-(unicode → chinese → punct, one module each) run in order on every prose segment. Only line ends and
-invisible characters are cleaned in the whole text first (unicode.clean), so that they cannot hide a fence.
+Code fences, inline code and URLs are split off once (segments.py), then code and formulas written into
+the prose without backticks (codelike.py); none of them is changed. The steps (unicode → chinese → punct,
+one module each) run in order on the prose between them. Line ends and invisible characters are cleaned in
+the whole text first (unicode.prepare), so that they cannot hide a fence; fence bodies keep their controls.
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
+from . import codelike
 from .chinese import MODES, check_mode, chinese
-from .punct import punct
+from .punct import punct, punct_prose
 from .segments import Segment, split
-from .unicode import clean, trim, unicode
+from .unicode import prepare, trim, unicode
 
 Step = Callable[[str], str]
 T2S_MODES = MODES  # ("t2s", "tw2sp", "hk2s", "off")
@@ -29,6 +31,12 @@ def steps(t2s: str = "t2s") -> tuple[Step, ...]:
     return (unicode, functools.partial(chinese, mode=t2s), punct)
 
 
+@functools.cache
+def _prose_steps(t2s: str) -> tuple[Step, ...]:
+    """steps(), with punct's own code search left out: normalize() has split the code off already."""
+    return tuple(punct_prose if step is punct else step for step in steps(t2s))
+
+
 def _prose(text: str, pipeline: tuple[Step, ...]) -> str:
     for step in pipeline:
         text = step(text)
@@ -37,7 +45,9 @@ def _prose(text: str, pipeline: tuple[Step, ...]) -> str:
 
 def normalize(text: str, t2s: str = "t2s") -> str:
     """``text`` with every step applied to its prose; code and URLs come back unchanged."""
-    pipeline = steps(t2s)
-    segments = split(clean(text))  # a CRLF fence or a zero-width space before ``` must not hide code
-    done = [s if s.protected else Segment(_prose(s.text, pipeline), False) for s in segments]
+    pipeline = _prose_steps(t2s)
+    done: list[Segment] = []
+    for segment in split(prepare(text)):  # a CRLF fence or a zero-width space before ``` must not hide code
+        parts = [segment] if segment.protected else codelike.split(segment.text)
+        done += [s if s.protected else Segment(_prose(s.text, pipeline), False) for s in parts]
     return "".join(s.text for s in trim(done))

@@ -1,6 +1,8 @@
 """Normalize step 3: CJK-aware punctuation — half-width , . ? ! : ; ( ) become full-width in Chinese context.
 
-Runs on one prose segment. A "run" is a maximal stretch of , ; : ? ! . and blanks on one line; its
+Runs on one prose segment, between the code and formulas written into it (codelike.py: calls such as
+int(input('…: ')), count(列名), x^(n/2), tuples, 5!, assignments, $math$, code lines), which stay
+byte-identical: half-width marks there are code, not Chinese punctuation. A "run" is a maximal stretch of , ; : ? ! . and blanks on one line; its
 neighbours are the characters just outside it. "CJK" = ideograph, kana, or CJK / full-width punctuation
 (not curly quotes or dashes, which English uses too).
 - A run with a CJK neighbour on either side turns , ; : ? ! into ，；：？！ ("好,谢谢", "Python,它").
@@ -20,12 +22,9 @@ from __future__ import annotations
 
 import re
 
-CJK = (
-    "\u3001-\u303f"  # CJK symbols and punctuation (not U+3000, the ideographic space)
-    "\u3040-\u30ff"  # kana
-    "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"  # ideographs
-    "\uff01-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65"  # full-width punctuation (not letters/digits)
-)
+from .codelike import CJK
+from .codelike import split as code_split
+
 _HAS_CJK = re.compile(f"[{CJK}]")
 _HAS_HALF = re.compile(r"[,;:?!.()]")
 _FULL = str.maketrans(",;:?!.()", "，；：？！。（）")
@@ -86,9 +85,19 @@ def _round(text: str) -> str:
 
 
 def punct(text: str) -> str:
-    """``text`` with half-width punctuation in CJK context made full-width (rules in the module docstring)."""
+    """``text`` with half-width punctuation in CJK context made full-width (rules in the module docstring).
+
+    Code and formulas written into the prose (codelike.py) are left byte-identical.
+    """
     if not (_HAS_HALF.search(text) and _HAS_CJK.search(text)):
         return text  # nothing to convert, or no CJK neighbour for any rule
+    return "".join(s.text if s.protected else punct_prose(s.text) for s in code_split(text))
+
+
+def punct_prose(text: str) -> str:
+    """punct() on text known to hold no code (normalize() split it off already): every mark is prose."""
+    if not (_HAS_HALF.search(text) and _HAS_CJK.search(text)):
+        return text
     while (new := _round(text)) != text:
         text = new
     return text

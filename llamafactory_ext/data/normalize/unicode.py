@@ -8,11 +8,16 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from .segments import Segment
+from .segments import FENCE, Segment
 
 NEWLINES = re.compile(r"\r\n?")
-# Zero-width space/non-joiner/joiner, BOM, and C0/C1 controls except \t and \n (\r is gone by then).
-_INVISIBLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200d\ufeff]+")
+# Pictographic emoji ranges (symbols, dingbats, arrows, the SMP emoji blocks), with variation selector 16 and
+# skin-tone modifiers: a zero-width joiner between two of them is part of one emoji ("👨‍💻"), not noise.
+_EMOJI = "\u2190-\u21ff\u2300-\u23ff\u2600-\u27bf\u2b00-\u2bff\U0001f000-\U0001faff"
+_ZWJ_IN_EMOJI = f"(?<=[{_EMOJI}\ufe0f])\u200d(?=[{_EMOJI}])"
+# Zero-width space/non-joiner/joiner (but not one inside an emoji sequence), BOM, and C0/C1 controls except
+# \t and \n (\r is gone by then).
+_INVISIBLE = re.compile(rf"(?!{_ZWJ_IN_EMOJI})[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200d\ufeff]")
 _TRAILING = re.compile(r"[ \t]+(?=\n)")
 _EMPTY_LINES = re.compile(r"\n{3,}")
 _BLANK = " \t\n"
@@ -21,6 +26,31 @@ _BLANK = " \t\n"
 def clean(text: str) -> str:
     """LF line ends and no invisible characters: never content, even in code, and they could hide a fence."""
     return _INVISIBLE.sub("", NEWLINES.sub("\n", text))
+
+
+def prepare(text: str) -> str:
+    """LF line ends, and clean() everywhere but in the body lines of fenced code, which keep their controls.
+
+    Fences are found in the cleaned text (a zero-width space before ``` must not hide one); the body lines
+    of each are then put back as written, so ANSI escapes or form feeds in a pasted program stay.
+    """
+    text = NEWLINES.sub("\n", text)
+    if not _INVISIBLE.search(text):
+        return text
+    lines = text.split("\n")
+    cleaned = [clean(line) for line in lines]
+    joined = "\n".join(cleaned)
+    for m in FENCE.finditer(joined):
+        first = joined.count("\n", 0, m.start())
+        last = first + m.group().count("\n")
+        body_end = last if _closes(m.group("bt") or m.group("tl"), cleaned[last], last > first) else last + 1
+        cleaned[first + 1 : body_end] = lines[first + 1 : body_end]
+    return "\n".join(cleaned)
+
+
+def _closes(fence: str, line: str, below: bool) -> bool:
+    """Whether ``line`` closes a fence opened with ``fence`` (else the fence ran to the end of the text)."""
+    return below and re.fullmatch(rf"[ \t]*{re.escape(fence)}{re.escape(fence[0])}*[ \t]*", line) is not None
 
 
 def unicode(text: str) -> str:

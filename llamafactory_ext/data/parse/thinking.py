@@ -10,12 +10,15 @@ Rules:
   (same line) are text, not tags; so is a tag escaped as ``\\<think>``. Tags in *indented* code blocks
   are still read as tags: show tags in fences.
 - Columns are 1-based and count characters (a tab is one column).
+- Nesting deeper than MAX_DEPTH levels is a located DataError at the first tag past the limit (no real
+  reasoning nests that deep; flatten() and empty_block() recurse once per level).
 """
 
 from __future__ import annotations
 
 import re
 import textwrap
+from bisect import bisect_left
 from dataclasses import dataclass, field
 
 from ...errors import DataError
@@ -30,6 +33,7 @@ _NEXT_QUESTION = re.compile(r"^ {0,3}(?:#{1,6}[ \t]|(?:\*\*[ \t]*)?(?:问|問|Q)
 _NEXT_ANSWER = re.compile(r"^[ \t]*(?:\*\*[ \t]*)?(?:答|A)(?:[ \t]*\d+)?[ \t]*(?:\*\*[ \t]*)?[:：]")
 # The marker line that introduces nested level n in flatten(); level 1 (the block itself) has none.
 LEVEL_MARK = "【第{n}层思考】"
+MAX_DEPTH = 32  # far above any real note (3-4 levels), far below Python's recursion limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +162,10 @@ def _code_spans(line: str) -> list[tuple[int, int]]:
 def _on_tag(m: re.Match, text: str, path: str, lineno: int, offset: int, stack: list[_Open], found: list) -> None:
     tag, col, start, end = m.group(2).lower(), m.start() + 1, offset + m.start(), offset + m.end()
     if not m.group(1):
+        if len(stack) >= MAX_DEPTH:
+            raise DataError(path, lineno, f"<{tag}> nested more than {MAX_DEPTH} levels deep",
+                            f"close the reasoning blocks opened before it (the outermost at "
+                            f"{stack[0].line}:{stack[0].col}), or nest at most {MAX_DEPTH} levels", col=col)
         stack.append(_Open(tag, lineno, col, start, end))
         return
     if not stack:
@@ -262,3 +270,34 @@ def _emit(block: ThinkBlock, depth: int, out: list[str]) -> None:
         while lines and not lines[-1].strip():
             lines.pop()
         out.extend(pad + ln.rstrip() if ln.strip() else "" for ln in lines)
+
+
+def blocks_in(scan: Scan, start: int, stop: int) -> list[int]:
+    """Indices of the top-level thinking blocks whose position lies in [start, stop)."""
+    return list(range(bisect_left(scan.offsets, start), bisect_left(scan.offsets, stop)))
+
+
+def cut(scan: Scan, a: int, b: int) -> str:
+    """``scan.text[a:b]`` without the newlines that stand for thinking blocks."""
+    pieces, i = [], bisect_left(scan.offsets, a)
+    while i < len(scan.offsets) and scan.offsets[i] < b:
+        pieces.append(scan.text[a : scan.offsets[i]])
+        a = min(b, scan.offsets[i] + scan.newlines(i))
+        i += 1
+    pieces.append(scan.text[a:b])
+    return "".join(pieces)
+
+
+def reasoning_problem(scan: Scan, blocks: list[int], a_from: int, stop: int, path: str, owner: str) -> DataError | None:
+    """An empty block, or a block with no answer text after it, as a located DataError."""
+    for i in blocks:
+        b = scan.blocks[i]
+        empty = empty_block(b)
+        if empty is not None:
+            return DataError(path, empty.start_line, f"empty <{empty.tag}> block: no reasoning inside",
+                             "write the reasoning between the tags, or delete them", col=empty.start_col)
+        after = max(scan.offsets[i] + scan.newlines(i), a_from)
+        if not cut(scan, after, stop).strip():
+            return DataError(path, b.end_line, "reasoning ends here but no answer follows it",
+                             f"write the answer after </{b.tag}> ({owner})", col=b.end_col)
+    return None

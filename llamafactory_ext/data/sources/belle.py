@@ -16,6 +16,7 @@ from itertools import compress, islice, tee
 from pathlib import Path
 from typing import TypeVar
 
+from llamafactory_ext.data.converters.detect import wrong_kind
 from llamafactory_ext.data.sources.files import SNIFF_BYTES, check_file, sniff_binary
 from llamafactory_ext.errors import DataError, UsageError
 
@@ -56,7 +57,9 @@ def sample_raw(path: Path, n: int = 2000, seed: int = 0) -> list[tuple[int, byte
     path = check_file(path)
     rng = random.Random(seed)
     with path.open("rb", buffering=READ_BUFFER) as f:
-        sniff_binary(path, f.peek(SNIFF_BYTES)[:SNIFF_BYTES])
+        head = f.peek(SNIFF_BYTES)[:SNIFF_BYTES]
+        sniff_binary(path, head)
+        check_shape(path, head)
         kept = reservoir(f, n, rng)  # fast path: physical lines, straight from the file iterator
         if any(raw.isspace() for _, raw in kept):
             # A blank line got in. Redo on non-blank lines only, with the rng continued: a sample without
@@ -66,6 +69,25 @@ def sample_raw(path: Path, n: int = 2000, seed: int = 0) -> list[tuple[int, byte
     if not kept:
         raise DataError(path, None, "no rows: the file is empty or blank", f"pass the downloaded {FILE_NAME}")
     return sorted(kept)  # type: ignore[return-value]
+
+
+def check_shape(path: Path, head: bytes) -> None:
+    """One DataError for a file that is not Belle JSON lines: a JSON array, or rows of another source kind."""
+    text = head.removeprefix(b"\xef\xbb\xbf")
+    if text.lstrip().startswith(b"["):
+        raise DataError(path, 1, "a JSON array; the belle reader samples JSON lines (one object per line, as in "
+                        f"{FILE_NAME})", "pass it as `alpaca` (reads JSON arrays), or write one object per line")
+    lines = text.lstrip().split(b"\n", 1)
+    if len(lines) < 2 and len(head) == SNIFF_BYTES:
+        return  # why: the first row does not fit in the head; its kind is left to the per-row checks
+    try:
+        first = json.loads(lines[0])
+    except ValueError:
+        return
+    line = text[: len(text) - len(text.lstrip())].count(b"\n") + 1
+    wrong = wrong_kind(first, "belle", str(path), line)
+    if wrong is not None:
+        raise wrong
 
 
 def _numbered_rows(lines: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
@@ -107,6 +129,9 @@ def _decode(path: Path, number: int, raw: bytes) -> dict:
     except json.JSONDecodeError as e:
         raise DataError(path, number, f"invalid JSON: {e.msg}",
                         "each line must be one JSON object with instruction, input, output", e.colno) from None
+    except RecursionError:
+        raise DataError(path, number, "JSON nested too deeply to read",
+                        "flatten it: each line must be one JSON object with instruction, input, output") from None
     if not isinstance(row, dict) or not _is_belle(row):
         raise DataError(path, number, f"not a Belle row: {raw[:80].decode('utf-8', 'replace')!r}",
                         'expected {"instruction": str, "input": str, "output": str}')
@@ -114,9 +139,12 @@ def _decode(path: Path, number: int, raw: bytes) -> dict:
 
 
 def _is_belle(row: dict) -> bool:
-    """instruction and output are strings; input may be missing (it is often empty) but not another type."""
-    return isinstance(row.get("instruction"), str) and isinstance(row.get("output"), str) and isinstance(
-        row.get("input", ""), str)
+    """instruction and output are strings; input may be missing (it is often empty) but not another type.
+
+    A field may also be a nested object ({"instruction": {"instruction": …}}): the alpaca converter repairs it
+    for Belle rows exactly as for alpaca rows (one code path), or names the field it cannot repair."""
+    fields = (row.get("instruction"), row.get("output"), row.get("input", ""))
+    return all(isinstance(v, (str, dict)) for v in fields)
 
 
 def load_hub(name: str = HUB_NAME, n: int = 2000, seed: int = 0) -> list[tuple[int, dict]]:

@@ -8,10 +8,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from llamafactory_ext.errors import DataError
+from llamafactory_ext.records import Skipped
 
 SNIFF_BYTES = 8192  # NUL bytes in the head of a text file mean it is not text (what git and grep check)
 MAGIC = {  # leading bytes of formats users pass by mistake
@@ -35,14 +37,37 @@ _DECODER = json.JSONDecoder()
 # ---------------------------------------------------------------- plain files
 
 
+NOT_REGULAR = {stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a character device",
+               stat.S_IFBLK: "a block device"}
+
+
 def check_file(path: Path) -> Path:
-    """``path`` if it is an existing regular file, else a DataError saying what it is instead."""
+    """``path`` if it is an existing regular file, else a DataError saying what it is instead (never opened)."""
     path = Path(path)
-    if not path.exists():
-        raise DataError(path, None, "no such file", "check the path (relative paths start at the current folder)")
-    if path.is_dir():
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise DataError(path, None, "no such file", "check the path (relative paths start at the current folder)") from None
+    except OSError as e:
+        raise DataError(path, None, f"cannot be read ({e.strerror})", "check the path and its permissions") from None
+    if stat.S_ISDIR(mode):
         raise DataError(path, None, "is a directory, expected a file", "pass a file inside it, or a reader that takes folders")
+    if not stat.S_ISREG(mode):
+        raise DataError(path, None, f"is {kind_of(mode)}, not a regular file; it was not opened", "pass a regular file")
     return path
+
+
+def kind_of(mode: int) -> str:
+    return NOT_REGULAR.get(stat.S_IFMT(mode), "not a regular file")
+
+
+def read_bytes(path: Path) -> bytes:
+    """The bytes of a regular file, or a DataError that names it (permissions, I/O errors)."""
+    try:
+        return check_file(path).read_bytes()
+    except OSError as e:
+        raise DataError(path, None, f"cannot be read ({e.strerror})",
+                        "check its permissions (chmod u+r) or the disk; it was not used") from None
 
 
 def sniff_binary(path: Path, head: bytes) -> None:
@@ -58,7 +83,7 @@ def sniff_binary(path: Path, head: bytes) -> None:
 
 def read_text(path: Path) -> str:
     """The file decoded as UTF-8 (BOM dropped, CRLF/CR turned into LF), or a located DataError."""
-    data = check_file(path).read_bytes()
+    data = read_bytes(path)
     if not data:
         raise DataError(path, None, "file is empty (0 bytes)", "fill it, or leave it out")
     sniff_binary(path, data[:SNIFF_BYTES])
@@ -87,29 +112,65 @@ def _not_utf8(path: Path, data: bytes, pos: int) -> DataError:
     return DataError(path, line, reason + "; looks GBK-encoded", f"iconv -f GBK -t UTF-8 {path} > out", col)
 
 
-def find_files(paths: Sequence[Path], suffixes: tuple[str, ...]) -> list[Path]:
+def find_files(paths: Sequence[Path], suffixes: tuple[str, ...], *, exclude: Sequence[Path] = (),
+               skipped: list | None = None) -> list[Path]:
     """Files given directly (any suffix) plus, for folders, their files ending in ``suffixes`` (recursive).
 
-    Folder contents are sorted for determinism; hidden folders and files (".git", ".DS_Store") are skipped.
+    Folder contents are sorted for determinism; hidden folders and files (".git", ".DS_Store") are skipped, and
+    so are the ``exclude`` folders (the output folder: never read back as input). FIFOs, sockets, devices and
+    unreadable folders met in a folder are never opened: each becomes a Skipped record in ``skipped``.
     """
     found: list[Path] = []
+    skipped = [] if skipped is None else skipped
+    banned = {os.path.realpath(p) for p in exclude}
     for path in map(Path, paths):
-        if not path.exists():
+        if not path.exists() and not path.is_symlink():
             raise DataError(path, None, "no such file or folder", "check the path")
-        found += [path] if path.is_file() else _search(path, suffixes)
+        if os.path.realpath(path) in banned:
+            raise DataError(path, None, "is the output folder (--out), never read as input",
+                            "pass the folder of your notes, and an --out outside it")
+        found += _search(path, suffixes, banned, skipped) if path.is_dir() else [path]
     return list(dict.fromkeys(found))  # a file reached twice is read once
 
 
-def _search(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
+def _search(folder: Path, suffixes: tuple[str, ...], banned: set[str], skipped: list) -> list[Path]:
     wanted = tuple(s.lower() for s in suffixes)
-    hits = []
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        hits += [Path(root, f) for f in files if not f.startswith(".") and f.lower().endswith(wanted)]
+    hits: list[Path] = []
+
+    def unreadable(err: OSError) -> None:
+        skipped.append(Skipped(str(err.filename or folder), 0, "folder", "unreadable",
+                               f"{err.strerror}: check its permissions (chmod u+rx)"))
+
+    for root, dirs, files in os.walk(folder, onerror=unreadable):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not _excluded(Path(root, d), banned, skipped))
+        names = [f for f in files if not f.startswith(".") and f.lower().endswith(wanted)]
+        hits += [p for p in (Path(root, f) for f in names) if _regular(p, skipped)]
     if not hits:
         expected = ", ".join(suffixes)
         raise DataError(folder, None, f"folder holds no {expected} file", f"put {expected} files in it, or pass files directly")
     return sorted(hits)
+
+
+def _excluded(folder: Path, banned: set[str], skipped: list) -> bool:
+    if os.path.realpath(folder) not in banned:
+        return False
+    skipped.append(Skipped(str(folder), 0, "folder", "output_folder",
+                           "the output folder (--out), never read as input — keep --out outside your notes"))
+    return True
+
+
+def _regular(path: Path, skipped: list) -> bool:
+    """A regular file (links followed); anything else is recorded as skipped without being opened."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as e:
+        skipped.append(Skipped(str(path), 0, "file", "unreadable", f"{e.strerror} (a broken link?)"))
+        return False
+    if stat.S_ISREG(mode):
+        return True
+    skipped.append(Skipped(str(path), 0, "file", "not_regular_file",
+                           f"{kind_of(mode)}, never opened — only regular files are read"))
+    return False
 
 
 # ---------------------------------------------------------------- JSON records
@@ -149,6 +210,8 @@ def _iter_other(path: Path, text: str, start: int) -> Iterator[Item]:
     """A .json (or other suffix) not holding an array: one object per line, or one single value."""
     try:
         value = json.loads(text)
+    except RecursionError:
+        raise _too_deep(path, _line_at(text, start)) from None
     except json.JSONDecodeError as e:
         if e.msg != "Extra data":
             raise _syntax(path, e) from None
@@ -165,9 +228,14 @@ def _iter_other(path: Path, text: str, start: int) -> Iterator[Item]:
 def _parses_whole(text: str) -> bool:
     try:
         json.loads(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return False
     return True
+
+
+def _too_deep(path: Path, line: int | None) -> DataError:
+    return DataError(path, line, "JSON nested too deeply to read (over ~1000 levels of [ ] or { })",
+                     "flatten this record: training rows need only a few levels")
 
 
 def _first_line_parses(text: str, start: int) -> bool:
@@ -193,6 +261,8 @@ def _iter_lines(path: Path, text: str) -> Iterator[Item]:
             continue
         try:
             yield number, json.loads(line)
+        except RecursionError:
+            yield _too_deep(path, number)
         except json.JSONDecodeError as e:
             yield DataError(path, number, f"invalid JSON: {e.msg}",
                             "each line must be one complete JSON object (check quotes, commas, escapes)", e.colno)
@@ -207,6 +277,8 @@ def _iter_array(path: Path, text: str, start: int) -> Iterator[Item]:
         seen = pos
         try:
             value, pos = _DECODER.raw_decode(text, pos)
+        except RecursionError:
+            raise _too_deep(path, line) from None
         except json.JSONDecodeError as e:
             raise _syntax(path, e) from None
         yield line, value
