@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from tiny_models import build_gemma3, build_qwen3
+from tiny_models import build_gemma3, build_qwen3, build_qwen3_real_vocab
 
 TAIL_CHARS = 6000  # enough for a Python traceback plus LF's last log lines
 
@@ -36,6 +36,13 @@ RunLF = Callable[..., subprocess.CompletedProcess]
 @pytest.fixture(scope="session")
 def tiny_qwen3(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_qwen3(tmp_path_factory.mktemp("tiny_qwen3"))
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_real(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Qwen3's real vocabulary (rebuilt from the shipped ranks, <think> = 151667) on a 1-layer random model: for
+    tests where token ids, label masks, truncation and cutoff must be Qwen's own. ~10 s to build."""
+    return build_qwen3_real_vocab(tmp_path_factory.mktemp("tiny_qwen3_real"))
 
 
 @pytest.fixture(scope="session")

