@@ -32,6 +32,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     from .data.formats import FORMATS
     from .data.normalize import T2S_MODES
     from .data.pipeline import SOURCES
+    from .endpoint.cli_synth import add_args as add_synthesis_args
 
     p = argparse.ArgumentParser(prog="python -m llamafactory_ext.build_dataset",
                                 description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -61,6 +62,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--long", choices=("drop", "flag"), default="drop", help="what to do with over-long samples")
     p.add_argument("--strict-reasoning", action="store_true", help="drop samples whose reasoning fails the checks")
     p.add_argument("--require-reasoning", action="store_true", help="drop samples without reasoning")
+    add_synthesis_args(p)
     p.add_argument("--strict", action="store_true",
                    help="markdown: a question without an answer is an error (default: a counted, located drop)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing entry or data file of this name")
@@ -135,6 +137,7 @@ def _options(args: argparse.Namespace):
     from .data.filters import MAX_CHARS
     from .data.pipeline import BuildOptions
     from .data.split import parse_ratios
+    from .endpoint.cli_synth import synthesizer
 
     if not NAME_RE.fullmatch(args.name) or ".." in args.name:
         raise UsageError(f"--name {args.name!r}: it names files inside --out and dataset_info.json keys — "
@@ -158,7 +161,7 @@ def _options(args: argparse.Namespace):
         near_dedup=not args.no_near_dedup, terms=not args.no_terms, lexicon=args.lexicon,
         strict_reasoning=args.strict_reasoning, require_reasoning=args.require_reasoning,
         strict=args.strict, exclude=(args.out,), allow_media=not preset or preset.multimodal,
-        media_root=args.media_dir,
+        media_root=args.media_dir, synthesize=synthesizer(args, args.quiet),
     )
     return opts, mode, preset
 

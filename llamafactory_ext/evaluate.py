@@ -3,6 +3,8 @@
 Usage:
     python -m llamafactory_ext.evaluate metrics saves/…/predict                 # generated_predictions.jsonl
     python -m llamafactory_ext.evaluate metrics --recipe recipes/x_predict.yaml --run   # predict first
+    python -m llamafactory_ext.evaluate metrics --endpoint http://127.0.0.1:8000/v1 --model tuned --name crypto \
+        --recipe recipes/x_predict.yaml                                        # a served model, same sampling
     python -m llamafactory_ext.evaluate compare BASE_EVAL_DIR TUNED_EVAL_DIR --out DIR
     python -m llamafactory_ext.evaluate ppl --model M --adapter A --dataset crypto_test --template qwen3 --out DIR
     python -m llamafactory_ext.evaluate review-export PRED_DIR [PRED_DIR2] --out review/
@@ -36,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--max-new-tokens", type=int, help="generation limit of the predict run (truncation check)")
     m.add_argument("--provenance", type=Path, help="NAME.provenance.jsonl (default: beside the dataset)")
     m.add_argument("--out", type=Path, help="eval folder (default PRED_DIR/eval)")
+    _endpoint_args(m)
     c = sub.add_parser("compare", help="base vs tuned on the same samples, paired-bootstrap 95%% CIs")
     c.add_argument("base", type=Path, help="eval folder of the base model")
     c.add_argument("tuned", type=Path, help="eval folder of the tuned model")
@@ -64,6 +67,17 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--train-dir", type=Path, help="training output dir (all_results.json: train vs eval loss)")
     r.add_argument("--out", type=Path, help="default EVAL_DIR/eval_report.html")
     return p
+
+
+def _endpoint_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("a served model (any OpenAI-compatible server) instead of a local predict run")
+    g.add_argument("--endpoint", help="base URL, e.g. http://127.0.0.1:8000/v1 (llamafactory-cli api, vLLM, …)")
+    g.add_argument("--model", dest="served_model", help="the model name the server expects")
+    g.add_argument("--name", help="dataset name: its NAME_test entry supplies prompts and references")
+    g.add_argument("--dataset-dir", type=Path, default=Path("dataset_info"))
+    g.add_argument("--split", default="test", choices=("train", "val", "test"))
+    g.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the key")
+    g.add_argument("--concurrency", type=int, default=4)
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
@@ -104,6 +118,8 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         if not args.recipe:
             raise UsageError("--run needs --recipe: the *_predict.yaml to run")
         pred = pl.run_predict(args.recipe, Path.cwd())
+    if args.endpoint:
+        pred = _served_predictions(args, cfg)
     pred = pred or (Path(cfg["output_dir"]) if cfg.get("output_dir") else None)
     if pred is None:
         raise UsageError("pass a predict output dir, or --recipe with its output_dir")
@@ -112,12 +128,40 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     max_new = args.max_new_tokens or cfg.get("max_new_tokens")
     counts = pl.token_counts([r["predict"] for r in rows], tokenizer if max_new else None)
     samples, totals = pl.evaluate(rows, counts=counts, max_new_tokens=max_new, provenance=_provenance(args, cfg))
+    if args.endpoint:  # why: only prompt log-probabilities give a perplexity; the chat protocol has none for prompts
+        totals["perplexity"] = {"available": False, "why": "the endpoint returns no prompt log-probabilities through "
+                                "chat completions; run `evaluate ppl` on the model files for perplexity"}
     out = args.out or (pred if pred.is_dir() else pred.parent) / "eval"
     _write({out / "eval_samples.jsonl": "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in samples),
             out / "eval_totals.json": pl.dumps(totals), out / "predictions.jsonl": _jsonl(rows)})
     print_table(totals)
     print(f"wrote {out}/eval_samples.jsonl, eval_totals.json")
     return 0
+
+
+def _served_predictions(args: argparse.Namespace, cfg: dict) -> Path:
+    """Ask the endpoint for the split's answers with the predict recipe's sampling; returns the predictions dir."""
+    from .endpoint.client import ChatClient, EndpointConfig
+    from .endpoint.predict import predictions, request_params, split_rows
+
+    if not (args.served_model and args.name):
+        raise UsageError("--endpoint needs --model (the served model's name) and --name (the dataset)")
+    folder = args.out or Path("saves") / "endpoint_eval" / args.served_model.replace("/", "_")
+    _, rows = split_rows(args.dataset_dir, args.name, args.split)
+    config = EndpointConfig(base_url=args.endpoint, model=args.served_model, api_key_env=args.api_key_env,
+                            concurrency=args.concurrency)
+    client = ChatClient(config, folder / "endpoint_cache.sqlite")
+    try:
+        preds, failures = predictions(list(rows), client, request_params(cfg))
+    finally:
+        client.close()
+    if failures:
+        raise UsageError(f"{len(failures)} request(s) failed; first: {failures[0]} — rerun: finished ones are cached")
+    _write({folder / "generated_predictions.jsonl": _jsonl(preds)})
+    provenance = args.dataset_dir / f"{args.name}.provenance.jsonl"
+    args.provenance = args.provenance or (provenance if provenance.is_file() else None)
+    args.out = args.out or folder / "eval"
+    return folder
 
 
 def _jsonl(rows: list[dict]) -> str:

@@ -142,3 +142,40 @@ def test_kill_9_mid_run_resumes_without_resending_finished_items(tmp_path):
     assert not {c.removeprefix("回答：") for c in finished} & set(resent)  # no finished item sent again
     assert len(resent) == n - len(finished)  # every unfinished item once, no finished item again
     assert len(_cached_questions(cache)) == n
+
+
+def test_build_dataset_synthesizes_records_and_resumes(tmp_path):
+    from llamafactory_ext.build_dataset import main as build
+
+    rows = [{"instruction": f"AES 是什么？（{i}）", "output": ANSWER} for i in range(12)]
+    src = tmp_path / "q.jsonl"
+    src.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    port, out = free_port(), tmp_path / "out"
+    argv = ["alpaca", str(src), "--name", "q", "--out", str(out), "--synthesize-reasoning", "--endpoint",
+            f"http://127.0.0.1:{port}/v1", "--endpoint-model", "teacher", "--synth-cache", str(tmp_path / "c.sqlite"),
+            "--no-near-dedup", "--quiet"]
+    b = Behaviour(form="none", answer=GOOD)
+    with ServerThread(b, port):
+        assert build(argv) == 0
+        first = len(b.requests)
+        assert build([*argv, "--overwrite"]) == 0
+    assert first == 12 and len(b.requests) == 12  # the rerun sent nothing
+    manifest = json.loads((out / "q.manifest.json").read_text())
+    synth = manifest["reasoning_synthesis"]
+    assert synth["accepted"] == 12 and synth["prompt_version"] == "reasoning-zh-v1" and synth["model"] == "teacher"
+    prov = [json.loads(x) for x in (out / "q.provenance.jsonl").read_text().splitlines()]
+    assert all(p["reasoning_synth"]["model"] == "teacher" for p in prov)
+    train = [json.loads(x) for x in (out / "q_train.jsonl").read_text().splitlines()]
+    answer = train[0]["messages"][-1]["content"]
+    assert answer.startswith("<think>\n首先分析问题") and answer.endswith(ANSWER)  # answer kept as written
+    assert "sk-" not in json.dumps(manifest)
+
+
+def test_synthesis_options_are_checked_before_anything_runs(tmp_path, capsys):
+    from llamafactory_ext.build_dataset import main as build
+
+    src = tmp_path / "q.jsonl"
+    src.write_text('{"instruction": "q", "output": "a"}\n', "utf-8")
+    assert build(["alpaca", str(src), "--name", "q", "--out", str(tmp_path / "o"), "--synthesize-reasoning"]) == 2
+    assert "needs --endpoint URL and --endpoint-model NAME" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

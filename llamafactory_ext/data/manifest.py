@@ -53,6 +53,7 @@ def manifest_text(args, opts, result, stats: dict, files: dict[str, str], reason
         "skipped": dict(Counter(f"{k.kind}: {k.reason}" for k in result.skipped).most_common()),
         "notes": dict(Counter(n.code for n in result.notes).most_common()),
         "shared_across_splits": leaks or {},
+        "reasoning_synthesis": result.synthesis,
         "errors_skipped": len(result.errors),
         "splits": stats,
         "outputs": {n: sha256_text(t) for n, t in sorted(files.items()) if n.endswith(".jsonl")},

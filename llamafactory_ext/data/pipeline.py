@@ -45,6 +45,8 @@ class BuildOptions:
     exclude: tuple[Path, ...] = ()  # folders never read as input (the output folder)
     allow_media: bool = True  # False for a text-only --model: media rows are refused with their line
     media_root: Path | None = None  # where relative media paths start (default: each data file's folder)
+    # samples → (samples, summary): reasoning written by an endpoint for samples without it (endpoint/synthesis.py)
+    synthesize: Callable[[list[Sample]], tuple[list[Sample], dict]] | None = None
 
 
 @dataclass
@@ -60,6 +62,7 @@ class BuildResult:
     files: list[Path] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     notes: list[Note] = field(default_factory=list)
+    synthesis: dict = field(default_factory=dict)  # the reasoning-synthesis summary, when it ran
 
     @property
     def samples(self) -> list[Sample]:
@@ -75,6 +78,8 @@ def build(opts: BuildOptions, progress: Callable[[Iterable], Iterable] = lambda 
     result.counts["read"] = len(converted) + len(result.errors)
     result.counts["converted"] = len(converted)
     samples = [_normalize(s, opts.t2s) for s in converted] if opts.source != "markdown" else converted
+    if opts.synthesize is not None:  # before the checks, dedup and split: they must see the final text
+        samples, result.synthesis = opts.synthesize(samples)
     if opts.terms:
         samples = tag_samples(samples, opts.lexicon)
     samples = _stage(filter_samples(samples, max_chars=opts.max_chars, long=opts.long), result, "filtered")  # type: ignore[arg-type]

@@ -107,7 +107,8 @@ def provenance_rows(parts: dict[str, list[Sample]]) -> list[dict]:
     from .split import group_key
 
     return [{"id": s.uid, "split": split_name, "row": i, "file": s.source, "line": s.line, "kind": s.kind,
-             "group": group_key(s), "terms": list(s.meta.get("terms", [])), "tags": list(s.tags)}
+             "group": group_key(s), "terms": list(s.meta.get("terms", [])), "tags": list(s.tags),
+             **({"reasoning_synth": s.meta["reasoning_synth"]} if "reasoning_synth" in s.meta else {})}
             for split_name, samples in parts.items() for i, s in enumerate(samples)]
 
 
