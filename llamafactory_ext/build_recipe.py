@@ -9,13 +9,12 @@ Usage:
 
 Writes recipes/<stem>.yaml (train) and <stem>_predict / _merge / _gptq / _chat.yaml, sharing template,
 enable_thinking and paths, then prints the estimate next to the GPU's memory and the exact next commands.
-Exit 0 on success, 1 on data errors, 2 on usage or recipe errors.
+Exit 0 on success, 1 on data errors, 2 on usage or recipe errors (a plan that does not fit the GPU, unless --force).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -51,6 +50,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--saves", default="saves", help="where training, predictions and exports go (default saves)")
     p.add_argument("--stem", help="file stem (default from model and method, e.g. qwen3_thinking_lora)")
     p.add_argument("--check", action="store_true", help="also validate every recipe with LF's own parser")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a recipe file of another dataset, and start afresh in an output folder that holds "
+                        "another run's checkpoints (writes overwrite_output_dir: true)")
+    p.add_argument("--force", action="store_true", help="write a plan that does not fit the GPU (flagged in it)")
     p.add_argument("--seeds", action="store_true", help="regenerate the committed seed recipes and exit")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p.parse_args(argv)
@@ -73,27 +76,114 @@ def _seeds(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Plan, render and (with --check) validate everything in memory, then write it all in one atomic step."""
+    """Check every input, plan, render and (with --check) validate in memory, then write it all in one step."""
     from . import io
-    from .recipe.facts import read_facts
     from .recipe.plan import Choices, plan
 
+    _check_args(args)
     preset, model_path = _preset(args)
     _ensure_example(args.dataset, args.dataset_dir, preset)
-    facts = read_facts(args.dataset_dir, args.dataset)
+    facts = _facts(args.dataset_dir, args.dataset, model_path or preset.key, preset.template)
+    files = _dataset_files(args.dataset_dir, facts)
     hw = _hardware(args)
     calib = args.dataset_dir / f"{args.dataset}_gptq_calib.jsonl"
+    passages = _passages(files["train"])
     choices = Choices(quant=args.method, packing=args.packing, liger=not args.no_liger,
                       effective_batch=args.effective_batch, dataset_dir=str(args.dataset_dir), calib_file=str(calib),
-                      saves=args.saves, recipes_dir=args.out.as_posix())
+                      saves=args.saves, recipes_dir=args.out.as_posix(), calib_windows=_windows(passages),
+                      stem=args.stem, cpus=_cpus(hw), overwrite=args.overwrite, force=args.force)
     result = plan(preset, model_path, facts, hw, choices)
-    texts, written = render_plan(result, args.out, args.stem, args.set, hw, preset)
-    texts.update(_calibration(args.dataset_dir, args.dataset, calib))
+    texts, written = render_plan(result, args.out, None, args.set, hw, preset, force=args.force)
+    if result.gptq is not None:
+        texts[calib] = io.jsonl_text(passages)
+    _refuse_conflicts(result, texts, written, args)
     if args.check:
         _check(result, texts, written)
     io.write_files(texts)
     _print_next(result, written, hw, args.dataset_dir)
     return 0
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    """Names, paths and numbers from the command line, before anything is read or written."""
+    from .recipe import inputs
+
+    inputs.check_name("--dataset", args.dataset)
+    if args.stem is not None:
+        inputs.check_name("--stem", args.stem)
+    for option, value in (("--out", args.out), ("--dataset-dir", args.dataset_dir), ("--model-path", args.model_path),
+                          ("--model", args.model), ("--gpu", args.gpu)):
+        inputs.check_path(option, value)
+    inputs.check_saves(args.saves)
+    inputs.check_effective_batch(args.effective_batch)
+    inputs.check_vram(args.vram_gb)
+    for item in args.set:
+        inputs.check_path("--set", item)
+
+
+def _facts(dataset_dir: Path, name: str, model: str | Path, template: str):
+    """read_facts with the model's token counter (its real lengths under its template), a malformed manifest
+    (wrong types, bad encoding) reported as a located data error."""
+    from .errors import DataError
+    from .recipe.facts import read_facts
+    from .tokens import counter_for
+
+    try:
+        return read_facts(dataset_dir, name, counter_for(model), template)
+    except (TypeError, AttributeError, ValueError, RecursionError) as exc:
+        if isinstance(exc, DataError) or type(exc).__module__.startswith("llamafactory_ext"):
+            raise
+        raise DataError(str(dataset_dir / f"{name}.manifest.json"), None,
+                        f"not a build_dataset manifest ({type(exc).__name__}: {str(exc)[:120]})",
+                        "rebuild the dataset with build_dataset") from None
+
+
+def _dataset_files(dataset_dir: Path, facts) -> dict[str, Path]:
+    from .recipe.inputs import dataset_files
+
+    splits = ("train",) + tuple(s for s in ("val", "test") if getattr(facts, s))
+    return dataset_files(dataset_dir, facts.name, splits)
+
+
+def _passages(train: Path) -> list[dict]:
+    """GPTQ calibration passages from the train split (every row validated on the way)."""
+    from .recipe.calibration import calibration_rows
+    from .recipe.inputs import row_texts
+
+    return list(calibration_rows(row_texts(train)))
+
+
+def _windows(passages: list[dict]) -> int:
+    from .recipe.calibration import windows
+
+    return windows(passages)
+
+
+DESCRIBED_CPUS = 8  # why: a GPU server described by name has at least this many cores; it caps the workers anyway
+
+
+def _cpus(hw) -> int:
+    return (os.cpu_count() or 1) if hw.source == "probe" else DESCRIBED_CPUS
+
+
+def _refuse_conflicts(result, texts: dict[Path, str], written: dict[str, Path], args: argparse.Namespace) -> None:
+    """Never overwrite another run: its checkpoints in output_dir, or another dataset's recipe file."""
+    import yaml
+
+    from .errors import UsageError
+    from .recipe.inputs import last_checkpoint, recipe_conflict, run_conflict
+
+    train = yaml.safe_load(texts[written[""]])  # the recipe as written, --set overrides included
+    out_dir = Path(train["output_dir"])
+    why = run_conflict(out_dir, train["model_name_or_path"], train.get("lora_rank", 8))
+    if why and not args.overwrite:
+        raise UsageError(f"output_dir {out_dir} {why}. Name this run apart with --stem NAME (or --saves DIR), or "
+                         "pass --overwrite to start afresh there")
+    if not why and (last := last_checkpoint(out_dir)) is not None:
+        result.notes.append(f"{out_dir} holds {last.name} of this run: training resumes from it")
+    why = recipe_conflict(written[""], args.dataset)
+    if why and not args.overwrite:
+        raise UsageError(f"{written['']} {why}. Name this recipe set with --stem NAME, or pass --overwrite")
 
 
 def _preset(args):
@@ -127,26 +217,14 @@ def _ensure_example(name: str, dataset_dir: Path, preset) -> None:
 def _hardware(args):
     from .recipe.hardware import describe, probe
 
-    if args.gpu or args.vram_gb or args.gpus:
+    if args.gpu or args.vram_gb is not None or args.gpus is not None:
         return describe(args.gpu, vram_gb=args.vram_gb, gpus=args.gpus, nodes=args.nodes)
     hw = probe()
     if hw.has_gpu:
         return hw.model_copy(update={"nodes": args.nodes})
-    print(f"note: no GPU found on this machine: planning for {DEFAULT_GPU}; pass --gpu to plan for yours",
-          file=sys.stderr)
+    print(f"note: no GPU found on this machine: planning for {DEFAULT_GPU}; pass --gpu to plan for yours "
+          "(--gpu cpu plans a short CPU dry run)", file=sys.stderr)
     return describe(DEFAULT_GPU, nodes=args.nodes)
-
-
-def _calibration(dataset_dir: Path, name: str, target: Path) -> dict[Path, str]:
-    """<name>_gptq_calib.jsonl (text passages) from the train split, for the GPTQ recipe ({} without a train file)."""
-    from . import io
-    from .recipe.calibration import calibration_rows
-
-    train = dataset_dir / f"{name}_train.jsonl"
-    if not train.is_file():
-        return {}
-    rows = (json.loads(line) for line in train.read_text(encoding="utf-8").splitlines() if line.strip())
-    return {target: io.jsonl_text(calibration_rows(rows))}
 
 
 def write_plan(result, out: Path, stem: str | None, overrides: Sequence[str], hw, preset=None) -> dict[str, Path]:
@@ -159,8 +237,9 @@ def write_plan(result, out: Path, stem: str | None, overrides: Sequence[str], hw
 
 
 def render_plan(result, out: Path, stem: str | None, overrides: Sequence[str], hw,
-                preset=None) -> tuple[dict[Path, str], dict[str, Path]]:
-    """YAML text of every recipe (+ the DeepSpeed JSON the train recipe references), nothing written."""
+                preset=None, force: bool = False) -> tuple[dict[Path, str], dict[str, Path]]:
+    """YAML text of every recipe (+ the DeepSpeed JSON the train recipe references), nothing written. Every text
+    reads back (yaml.safe_load) to exactly the planned keys."""
     from .recipe.render import render
 
     _refuse_path_overrides(overrides)
@@ -169,9 +248,10 @@ def render_plan(result, out: Path, stem: str | None, overrides: Sequence[str], h
     for suffix, recipe in result.recipes.items():
         recipe = _override(recipe, overrides, suffix)
         if suffix == "" and overrides:
-            _recheck(result, recipe, preset, hw)
+            _recheck(result, recipe, preset, hw, force)
         path = out / f"{stem}{suffix}.yaml"
         texts[path] = render(recipe, header=_header(result, recipe, path, hw))
+        _reads_back(texts[path], recipe, path)
         written[suffix] = path
     if result.layout.zero:  # the DeepSpeed JSON the train recipe references, shipped with the package
         from importlib.resources import files
@@ -181,6 +261,17 @@ def render_plan(result, out: Path, stem: str | None, overrides: Sequence[str], h
         name = DS_FILES[result.layout.zero]
         texts[out / "deepspeed" / name] = files("llamafactory_ext.recipe").joinpath("deepspeed", name).read_text()
     return texts, written
+
+
+def _reads_back(text: str, recipe, path: Path) -> None:
+    import yaml
+
+    from .errors import RecipeError
+    from .recipe.render import flat
+
+    if yaml.safe_load(text) != flat(recipe):
+        raise RecipeError(f"{path}: the rendered YAML does not read back to the planned keys (a bug: please report "
+                          "it with the command line); nothing was written")
 
 
 PATH_KEYS = ("output_dir", "adapter_name_or_path", "export_dir")  # the recipes point at each other through these
@@ -194,10 +285,10 @@ def _refuse_path_overrides(overrides: Sequence[str]) -> None:
                              "move them all with --saves DIR (and name the files with --stem)")
 
 
-def _recheck(result, train, preset, hw) -> None:
-    """Overrides skip the planner: re-apply the thinking-only rule and re-price memory, noting what changed."""
-    from dataclasses import replace
-
+def _recheck(result, train, preset, hw, force: bool = False) -> None:
+    """Overrides skip the planner: re-apply the thinking-only rule and re-price memory with every memory-relevant
+    key (batch, cutoff, packing, quantization, checkpointing, liger, attention, DeepSpeed, precision)."""
+    from .errors import RecipeError
     from .recipe.memory import estimate, fits
 
     if preset is not None and preset.reasoning == "thinking_only" and (
@@ -205,16 +296,39 @@ def _recheck(result, train, preset, hw) -> None:
         raise UsageError(f"{preset.key} thinks in every answer: keep template {preset.template} and enable_thinking "
                          "true, or plan for an instruct model (e.g. --model qwen3-4b-instruct)")
     s = result.layout.setup
-    new = replace(s, batch=train.value("per_device_train_batch_size") or s.batch,
-                  cutoff_len=train.value("cutoff_len") or s.cutoff_len,
-                  quant_bit=train.value("quantization_bit"), grad_ckpt=not train.value("disable_gradient_checkpointing"),
-                  liger=bool(train.value("enable_liger_kernel")) and s.liger)
+    new = _setup_of(train, s, hw)
     if new == s or hw.gpu is None or preset is None:
         return
     est = estimate(preset.shape, new)
-    verdict = "fits" if fits(est, hw.gpu.vram_gib) else "MAY NOT FIT (expect OOM)"
-    result.notes.append(f"after --set: ~{est.need_gib:.1f} GiB needed of {hw.gpu.vram_gib:.0f} GiB ({verdict}; batch "
-                        f"{new.batch}, cutoff {new.cutoff_len}, checkpointing {'on' if new.grad_ckpt else 'off'})")
+    ok = fits(est, hw.gpu.vram_gib)
+    what = (f"batch {new.batch}, cutoff {new.cutoff_len}, packing {'on' if new.packing or new.neat_packing else 'off'}, "
+            f"checkpointing {'on' if new.grad_ckpt else 'off'}, ZeRO {new.zero_stage or 'off'}")
+    if not ok and not force:
+        raise RecipeError(f"--set: the changed recipe needs ~{est.need_gib:.1f} GiB of {hw.gpu.vram_gib:g} GiB per "
+                          f"GPU ({what}) and does not fit: drop or lower the override, or pass --force to write it")
+    verdict = "fits" if ok else "DOES NOT FIT (written because of --force; expect OOM)"
+    result.notes.append(f"after --set: ~{est.need_gib:.1f} GiB needed of {hw.gpu.vram_gib:g} GiB ({verdict}; {what})")
+
+
+def _setup_of(train, s, hw):
+    """The TrainSetup a (possibly overridden) train recipe runs."""
+    from dataclasses import replace
+
+    from .recipe.rules import zero_stage
+
+    ds = train.value("deepspeed")
+    zero = zero_stage(ds) or 0
+    offload = bool(ds) and "offload" in Path(ds).name
+    cutoff = train.value("cutoff_len") or 2048
+    return replace(s, batch=train.value("per_device_train_batch_size"), cutoff_len=cutoff, longest_row=cutoff,
+                   packing=bool(train.value("packing")), neat_packing=bool(train.value("neat_packing")),
+                   quant_bit=train.value("quantization_bit"), grad_ckpt=not train.value("disable_gradient_checkpointing"),
+                   liger=bool(train.value("enable_liger_kernel")) and s.liger,
+                   attention="eager" if train.value("flash_attn") == "disabled" else "sdpa",
+                   act_bytes=4 if train.value("fp16") else s.act_bytes,
+                   grad_accum=train.value("gradient_accumulation_steps") or 1,
+                   zero_stage=zero, n_gpus=hw.world_size or 1,
+                   offload_optimizer=offload and zero > 0, offload_params=offload and zero == 3)
 
 
 def _override(recipe, overrides: Sequence[str], suffix: str):
@@ -262,7 +376,13 @@ def _print_next(result, written: dict[str, Path], hw, dataset_dir: Path) -> None
     for note in result.notes:
         print(f"note: {note}")
     print("\nwrote " + ", ".join(str(p) for p in written.values()))
-    print("\nnext:")
+    if hw.gpu is None:
+        print("\nnext (a CPU dry run, on this machine):")
+    elif hw.source == "described":
+        print(f"\nnext, on the machine with the {hw.gpus}x {hw.gpu.name} this plan is for (not this one unless it "
+              "has those GPUs), from the project root:")
+    else:
+        print("\nnext:")
     for suffix, path in written.items():
         print(f"  {launch_command(result.recipes[suffix], path, hw)}")
     print(f"  llamafactory-cli webui   # Data dir: {dataset_dir.resolve()}")
@@ -275,17 +395,21 @@ def build_seed(seed, out: Path, dataset_dir: Path) -> dict[str, Path]:
     from .recipe.models import get_preset
     from .recipe.plan import Choices, plan
     from .recipe.seeds import BELLE_2K
+    from .tokens import counter_for
 
     preset = get_preset(seed.model)
     if seed.dataset == "crypto":
         _ensure_example("crypto", dataset_dir, preset)
-        facts = read_facts(dataset_dir, "crypto")
+        facts = read_facts(dataset_dir, "crypto", counter_for(preset.key), preset.template)
     else:
         facts = BELLE_2K
     hw = describe(seed.gpu)
     calib = str(dataset_dir / f"{facts.name}_gptq_calib.jsonl")
+    windows = _windows(_passages(dataset_dir / "crypto_train.jsonl")) if seed.dataset == "crypto" else None
     result = plan(preset, preset.hub_id, facts, hw, Choices(quant=seed.quant, dataset_dir=str(dataset_dir),
-                                                            calib_file=calib, recipes_dir=out.as_posix()))
+                                                            calib_file=calib, recipes_dir=out.as_posix(),
+                                                            calib_windows=windows, stem=seed.stem,
+                                                            cpus=DESCRIBED_CPUS))
     return write_plan(result, out, seed.stem, [], hw, preset)
 
 

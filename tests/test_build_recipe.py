@@ -56,6 +56,9 @@ def test_zero3_plan_writes_the_deepspeed_json_it_references(tmp_path, capsys):
     splits = {"train": {"samples": 1400, "with_reasoning": 0, "kinds": {"instruction": 1400},
                         "tokens_est": {"p50": 180, "p99": 900, "max": 1400}}}
     (facts_dir / "belle.manifest.json").write_text(json.dumps({"splits": splits}))
+    rows = [{"instruction": f"问题{i}", "input": "", "output": "答案" * 50} for i in range(1400)]
+    (facts_dir / "belle_train.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    (facts_dir / "dataset_info.json").write_text(json.dumps({"belle_train": {"file_name": "belle_train.jsonl"}}))
     out = tmp_path / "r"
     code, text = run(capsys, "--model", "qwen2.5-7b-instruct", "--dataset", "belle", "--dataset-dir", facts_dir,
                      "--out", out, "--gpu", "2x16GB")
@@ -110,9 +113,25 @@ def test_a_refused_request_writes_no_calibration_file_either(data, tmp_path, cap
         calib.write_bytes(before)
 
 
-def test_overrides_are_repriced_and_noted(data, tmp_path, capsys):
-    code, text = run(capsys, "--dataset-dir", data, "--out", tmp_path / "r", "--gpu", "1x24GB",
-                     "--set", "per_device_train_batch_size=16", "cutoff_len=8192")
+def test_overrides_are_repriced_and_a_plan_that_does_not_fit_needs_force(data, tmp_path, capsys):
+    over = ["--set", "per_device_train_batch_size=16", "cutoff_len=8192"]
+    code, text = run(capsys, "--dataset-dir", data, "--out", tmp_path / "r", "--gpu", "1x24GB", *over)
+    assert code == 2 and "does not fit" in text and "--force" in text and not (tmp_path / "r").exists()
+    code, text = run(capsys, "--dataset-dir", data, "--out", tmp_path / "r", "--gpu", "1x24GB", *over, "--force")
     assert code == 0, text
     header = (tmp_path / "r" / "qwen3_thinking_lora.yaml").read_text(encoding="utf-8")
-    assert "after --set" in header and "MAY NOT FIT" in header and "batch 16, cutoff 8192" in header
+    assert "after --set" in header and "DOES NOT FIT" in header and "batch 16, cutoff 8192" in header
+
+
+@pytest.mark.parametrize("over", [["neat_packing=true"], ["flash_attn=disabled"], ["disable_gradient_checkpointing=true"]])
+def test_every_memory_relevant_override_is_repriced(over, data, tmp_path, capsys):
+    code, text = run(capsys, "--dataset-dir", data, "--out", tmp_path / "r", "--gpu", "1x24GB", "--force",
+                     "--set", "cutoff_len=8192", *over)
+    assert code == 0, text
+    base = (tmp_path / "r" / "qwen3_thinking_lora.yaml").read_text(encoding="utf-8")
+    priced = float(base.split("after --set: ~")[1].split(" GiB")[0])
+    code, text = run(capsys, "--dataset-dir", data, "--out", tmp_path / "s", "--gpu", "1x24GB", "--force",
+                     "--set", "cutoff_len=8192")
+    plain = float((tmp_path / "s" / "qwen3_thinking_lora.yaml").read_text(encoding="utf-8")
+                  .split("after --set: ~")[1].split(" GiB")[0])
+    assert priced > plain  # each of these needs more memory than the same cutoff without it

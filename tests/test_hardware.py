@@ -15,27 +15,27 @@ from llamafactory_ext.recipe.hardware import Gpu, Hardware, describe, from_nvidi
 @pytest.mark.parametrize(
     ("spec", "gpus", "name", "vram", "cc", "bf16", "assumed"),
     [
-        ("1x8GB", 1, "GPU 8GB", 8, (8, 0), True, True),
-        ("8GB", 1, "GPU 8GB", 8, (8, 0), True, True),
+        ("1x8GB", 1, "GPU 8GB", 8, (7, 5), False, True),  # small unnamed: assumed pre-Ampere (fp16)
+        ("16GB", 1, "GPU 16GB", 16, (7, 5), False, True),
         ("2xA100-80GB", 2, "A100", 80, (8, 0), True, False),
         ("4x4090", 4, "RTX 4090", 24, (8, 9), True, False),
-        ("A100-40GB", 1, "A100", 40, (8, 0), True, False),
-        ("A100", 1, "A100", 40, (8, 0), True, True),  # two sizes: the smaller is assumed, and said
-        ("h100", 1, "H100", 80, (9, 0), True, True),
-        ("H200", 1, "H200", 141, (9, 0), True, False),
-        ("2xV100-32GB", 2, "V100", 32, (7, 0), False, False),
-        ("T4", 1, "T4", 16, (7, 5), False, False),
-        ("2 x Tesla T4", 2, "T4", 16, (7, 5), False, False),
+        ("A100-40GB", 1, "A100", 39.6, (8, 0), True, False),
+        ("A100", 1, "A100", 39.6, (8, 0), True, True),  # two sizes: the smaller is assumed, and said
+        ("h100", 1, "H100", 79.6, (9, 0), True, True),
+        ("H200", 1, "H200", 140.4, (9, 0), True, False),
+        ("2xV100-32GB", 2, "V100", 31.7, (7, 0), False, False),
+        ("T4", 1, "T4", 15.0, (7, 5), False, False),  # what nvidia-smi reports, not the 16 sold
+        ("2 x Tesla T4", 2, "T4", 15.0, (7, 5), False, False),
         ("NVIDIA GeForce RTX 3090", 1, "RTX 3090", 24, (8, 6), True, False),
         ("rtx 2080 ti", 1, "RTX 2080 Ti", 11, (7, 5), False, False),
         ("3060", 1, "RTX 3060", 12, (8, 6), True, False),
         ("4060Ti-16GB", 1, "RTX 4060 Ti", 16, (8, 9), True, False),
-        ("A10G", 1, "A10G", 24, (8, 6), True, False),
-        ("a10", 1, "A10", 24, (8, 6), True, False),
-        ("L4", 1, "L4", 24, (8, 9), True, False),
-        ("8xL40S", 8, "L40S", 48, (8, 9), True, False),
+        ("A10G", 1, "A10G", 22.5, (8, 6), True, False),
+        ("a10", 1, "A10", 22.5, (8, 6), True, False),
+        ("L4", 1, "L4", 22.5, (8, 9), True, False),
+        ("8xL40S", 8, "L40S", 45.0, (8, 9), True, False),
         ("8xA800-80GB", 8, "A800", 80, (8, 0), True, False),
-        ("H800", 1, "H800", 80, (9, 0), True, False),
+        ("H800", 1, "H800", 79.6, (9, 0), True, False),
         ("4×24GB", 4, "GPU 24GB", 24, (8, 0), True, True),
         ("A100 80G", 1, "A100", 80, (8, 0), True, False),
     ],
@@ -49,8 +49,10 @@ def test_describe_specs(spec, gpus, name, vram, cc, bf16, assumed):
 
 
 def test_unknown_card_assumption_is_written_down():
-    (note,) = describe("12GB").notes
+    (note,) = describe("24GB").notes
     assert "Ampere" in note and "bf16" in note
+    (note,) = describe("16GB").notes  # a 16 GB card may well be a T4 or V100: not assumed to have bf16
+    assert "pre-Ampere" in note and "fp16" in note
 
 
 def test_keywords_build_the_same_as_a_spec():
@@ -67,7 +69,7 @@ def test_cpu():
 
 def test_nodes_multiply_world_size_and_vram():
     hw = describe("8xH100-80GB", nodes=2)
-    assert (hw.world_size, hw.total_vram_gib) == (16, 16 * 80)
+    assert (hw.world_size, hw.total_vram_gib) == (16, 16 * 79.6)
 
 
 @pytest.mark.parametrize(
@@ -76,13 +78,17 @@ def test_nodes_multiply_world_size_and_vram():
         ("A1000", {}, "Did you mean: A100"),
         ("rtx 4900", {}, "RTX 4090"),
         ("banana", {}, "Examples: 1x8GB"),
-        ("0xA100", {}, "count must be >= 1"),
+        ("0xA100", {}, "give 1 to 16 GPUs per node"),
+        ("999xH100", {}, "not plausible"),
+        ("nanGB", {}, "Examples"),
         ("A100-48GB", {}, "40 or 80 GB"),
         ("8000GB", {}, "not plausible"),
         ("2xA100", {"gpus": 4}, "give it once"),
         ("A100-80GB", {"vram_gb": 40}, "give it once"),
         (None, {}, "Examples"),
-        ("T4", {"nodes": 0}, "nodes must be >= 1"),
+        ("T4", {"nodes": 0}, "give 1 to 1024 nodes"),
+        (None, {"vram_gb": float("inf")}, "not plausible"),
+        (None, {"vram_gb": float("nan")}, "not plausible"),
     ],
 )
 def test_bad_specs_explain_the_fix(spec, kwargs, message):

@@ -73,7 +73,9 @@ def test_one_recipe_set_shares_template_thinking_and_paths():
     assert p.predict.model.adapter_name_or_path == sft == p.merge.model.adapter_name_or_path
     assert p.gptq.model.model_name_or_path == p.merge.export.export_dir
     assert p.train.dataset.mask_history is True  # multi-turn thinking data: train the last turn only
-    assert p.predict.eval.max_new_tokens >= 4096 and p.predict.eval.do_sample is False
+    assert p.predict.eval.max_new_tokens >= 4096  # Qwen's thinking-mode sampling, never greedy:
+    assert (p.predict.eval.do_sample, p.predict.eval.temperature, p.predict.eval.top_p, p.predict.eval.top_k) == (
+        True, 0.6, 0.95, 20)
     assert p.predict.dataset.eval_dataset == "c_test"
 
 
@@ -130,9 +132,72 @@ def test_ddp_is_kept_whenever_it_fits_at_that_precision():
     small = DataFacts("c", train=30, val=7, test=7, tokens_p99=785, tokens_max=785, with_reasoning=1.0)
     p = make("qwen3-4b-thinking", "2xV100-16GB", small)
     assert p.layout.zero is None and p.train.method.deepspeed is None
-    assert "DDP (the model fits on each GPU)" in " ".join(p.notes)
+    assert "DDP (fits on each GPU)" in " ".join(p.notes)
 
 
 def test_predicting_on_the_training_split_is_announced():
     p = make("qwen3-4b-thinking", "1x24GB", DataFacts("c", train=30, with_reasoning=1.0))
     assert p.predict.dataset.eval_dataset == "c_train" and any("TRAINING data" in n for n in p.notes)
+
+
+def test_output_dir_depends_on_model_dataset_and_method_and_never_overwrites():
+    a, b = make("qwen3-4b-thinking", "1x24GB"), make("qwen3-4b-thinking", "1x24GB", DataFacts(
+        "other", train=2000, val=200, with_reasoning=1.0))
+    assert a.train.output.output_dir != b.train.output.output_dir
+    assert "/syn/" in a.train.output.output_dir and "/other/" in b.train.output.output_dir
+    assert a.train.value("overwrite_output_dir") is None  # LF resumes from the last checkpoint only when false
+    named = make("qwen3-4b-thinking", "1x24GB", stem="mine")
+    assert named.train.output.output_dir.startswith("saves/mine/")
+
+
+def test_answer_length_sizes_thinking_generation():
+    long = DataFacts("r", train=300, val=20, test=20, tokens_p99=7000, tokens_max=7300, answer_tokens_p99=7100,
+                     with_reasoning=1.0)
+    p = make("qwen3-4b-thinking", "1xH100-80GB", long)
+    assert p.predict.eval.max_new_tokens >= 7100 and p.chat.generation.max_new_tokens >= 7100
+
+
+def test_gemma3_never_fp16_and_qwen_fp16_carries_the_caveat():
+    with pytest.raises(RecipeError, match="gemma-3.*overflow fp16"):
+        make("gemma-3-4b-it", "T4", PLAIN)
+    p = make("qwen2.5-1.5b-instruct", "T4", PLAIN)
+    assert any("QwenLM #670" in n for n in p.notes)
+    assert p.layout.setup.act == 4  # LF's fp16 keeps bf16 weights: the residual stream is fp32
+
+
+def test_gemma3_gets_no_gptq_companion_and_is_told_why():
+    p = make("gemma-3-4b-it", "1x24GB", PLAIN)
+    assert p.gptq is None and any("model.language_model.layers" in n for n in p.notes)
+
+
+def test_trust_remote_code_only_for_models_that_need_it():
+    assert make("qwen2.5-1.5b-instruct", "1x24GB", PLAIN).train.value("trust_remote_code") is None
+    glm = make("chatglm3-6b", "1x24GB", PLAIN)
+    assert {r.value("trust_remote_code") for r in glm.recipes.values()} == {True}
+
+
+def test_qlora_gets_upcast_layernorm():
+    p = make("qwen3-4b-thinking", "1x8GB", quant="qlora")
+    assert p.train.model.quantization_bit == 4 and p.train.model.upcast_layernorm is True
+
+
+def test_cpu_plans_a_dry_run():
+    p = make("qwen2.5-1.5b-instruct", "cpu", PLAIN)
+    t = p.train.train
+    assert t.max_steps == 2 and t.bf16 is None and t.fp16 is None and p.train.model.enable_liger_kernel is None
+    assert any("CPU dry run" in n for n in p.notes)
+
+
+def test_global_batch_grows_with_gpus_and_lr_follows_the_sqrt_rule():
+    big = DataFacts("big", train=200_000, val=500, test=500, tokens_p50=300, tokens_p99=900, tokens_max=1000)
+    one, eight = make("qwen2.5-7b-instruct", "1xA100-80GB", big), make("qwen2.5-7b-instruct", "8xA100-80GB", big)
+    glob = [p.train.train.per_device_train_batch_size * p.train.train.gradient_accumulation_steps * w
+            for p, w in ((one, 1), (eight, 8))]
+    assert glob[1] == 8 * glob[0]
+    assert eight.train.train.learning_rate == pytest.approx(one.train.train.learning_rate * 8 ** 0.5, rel=1e-2)
+    assert eight.speedup and eight.speedup > 5 and any("expected speed-up" in n for n in eight.notes)
+
+
+def test_force_writes_a_plan_that_does_not_fit_flagged():
+    p = make("qwen2.5-7b-instruct", "1x4GB", PLAIN, force=True)
+    assert not p.fits and any("DOES NOT FIT" in n for n in p.notes)

@@ -139,7 +139,7 @@ def test_every_float_reads_back_as_the_same_float(x):
     assert isinstance(back, float) and back == x
 
 
-@given(lr=st.floats(min_value=0, exclude_min=True, allow_infinity=False),
+@given(lr=st.floats(min_value=0, max_value=1, exclude_min=True, exclude_max=True),
        warmup=st.floats(min_value=0, max_value=1, exclude_max=True),
        temperature=st.floats(min_value=0, allow_infinity=False))
 def test_rendered_floats_round_trip_with_their_type(lr, warmup, temperature):
@@ -236,3 +236,14 @@ bf16: true
 ddp_timeout: 180000000
 resume_from_checkpoint: null
 """
+
+
+def test_a_header_line_never_breaks_out_of_its_comment():
+    import yaml as _yaml
+
+    from llamafactory_ext.recipe.schema import ChatRecipe, ModelSection
+
+    recipe = ChatRecipe(model=ModelSection(model_name_or_path="m"))
+    text = render(recipe, header=["note: folder a\nresume_from_checkpoint: x\u2028y"])
+    assert _yaml.safe_load(text) == {"model_name_or_path": "m"}
+    assert text.splitlines()[0] == "# note: folder a\\nresume_from_checkpoint: x\\u2028y"

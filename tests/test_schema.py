@@ -271,3 +271,14 @@ def test_lf_rejects_with_its_own_message(lf_world):
     recipe = from_flat("train", {**lf_world["train"], "dataset": "demo,missing"})  # the schema cannot know
     with pytest.raises(RecipeError, match=r"recipes/x\.yaml: .*Undefined dataset missing in dataset_info\.json"):
         check_with_lf(recipe, source="recipes/x.yaml")
+
+
+def test_best_model_needs_matching_save_and_eval_cadence():
+    base = {"model_name_or_path": "m", "do_train": True, "dataset": "d_train", "eval_dataset": "d_val",
+            "output_dir": "o", "load_best_model_at_end": True, "metric_for_best_model": "eval_loss",
+            "save_strategy": "steps", "eval_strategy": "steps"}
+    assert from_flat("train", {**base, "save_steps": 10, "eval_steps": 5})
+    with pytest.raises(RecipeError, match="multiple of eval_steps"):
+        from_flat("train", {**base, "save_steps": 10, "eval_steps": 4})
+    with pytest.raises(RecipeError, match="same strategy"):
+        from_flat("train", {**base, "save_strategy": "epoch", "save_steps": None})

@@ -135,7 +135,12 @@ def read_rows(dataset_dir: Path, entry: str) -> list[list[Message]] | None:
 
 def _json_rows(path: Path) -> list[tuple[int | None, dict]]:
     """(line number, row) of a JSONL file, or (None, row) of a JSON array."""
-    text = path.read_text(encoding="utf-8")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DataError(str(path), line, f"not UTF-8 ({exc.reason})", "rebuild the dataset with build_dataset") from None
     if path.suffix == ".json":
         try:
             return [(None, row) for row in json.loads(text)]
@@ -145,9 +150,15 @@ def _json_rows(path: Path) -> list[tuple[int | None, dict]]:
     for lineno, line in enumerate(text.splitlines(), 1):
         if line.strip():
             try:
-                rows.append((lineno, json.loads(line)))
+                row = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise DataError(str(path), lineno, f"not JSON ({exc.msg})", "rebuild the dataset") from None
+            except RecursionError:
+                raise DataError(str(path), lineno, "JSON nested too deeply", "rebuild the dataset") from None
+            if not isinstance(row, dict):
+                raise DataError(str(path), lineno, f"row is not an object but a {type(row).__name__}",
+                                "rebuild the dataset with build_dataset") from None
+            rows.append((lineno, row))
     return rows
 
 

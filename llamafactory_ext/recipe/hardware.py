@@ -6,6 +6,7 @@ RECIPE flow: probe() / describe() → Hardware → plan.py and memory.py, which 
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 import shutil
@@ -82,34 +83,44 @@ class Hardware(BaseModel):
 @dataclass(frozen=True)
 class _Card:
     name: str
-    sizes: tuple[int, ...]  # GiB variants, smallest first: a bare name assumes the smallest so recipes fit
+    sizes: tuple[int, ...]  # GB variants as sold, smallest first: a bare name assumes the smallest so recipes fit
     cc: tuple[int, int]
+    usable: tuple[float, ...] = ()  # GiB nvidia-smi reports for each size (ECC, firmware reserve); () = as sold
 
 
+# Usable GiB = nvidia-smi memory.total (MiB / 1024) as the cards report it: a "16 GB" T4 shows 15360 MiB, an A10 or
+# L4 23028 MiB, an L40S 46068 MiB. The memory model adds the CUDA context on top, so this is what a run may fill.
 _CARDS = {
-    "p100": _Card("P100", (12, 16), (6, 0)),
-    "t4": _Card("T4", (16,), (7, 5)),
-    "v100": _Card("V100", (16, 32), (7, 0)),
-    "2080ti": _Card("RTX 2080 Ti", (11,), (7, 5)),
-    "3060": _Card("RTX 3060", (12,), (8, 6)),
-    "3080": _Card("RTX 3080", (10, 12), (8, 6)),
-    "3090": _Card("RTX 3090", (24,), (8, 6)),
-    "4060ti": _Card("RTX 4060 Ti", (8, 16), (8, 9)),
-    "4080": _Card("RTX 4080", (16,), (8, 9)),
-    "4090": _Card("RTX 4090", (24,), (8, 9)),
-    "5090": _Card("RTX 5090", (32,), (12, 0)),
-    "a10": _Card("A10", (24,), (8, 6)),
-    "a10g": _Card("A10G", (24,), (8, 6)),
-    "a40": _Card("A40", (48,), (8, 6)),
-    "a6000": _Card("RTX A6000", (48,), (8, 6)),
-    "l4": _Card("L4", (24,), (8, 9)),
-    "l40s": _Card("L40S", (48,), (8, 9)),
-    "a100": _Card("A100", (40, 80), (8, 0)),
-    "a800": _Card("A800", (40, 80), (8, 0)),
-    "h100": _Card("H100", (80, 94), (9, 0)),
-    "h800": _Card("H800", (80,), (9, 0)),
-    "h200": _Card("H200", (141,), (9, 0)),
+    "p100": _Card("P100", (12, 16), (6, 0), (11.9, 15.9)),
+    "t4": _Card("T4", (16,), (7, 5), (15.0,)),
+    "v100": _Card("V100", (16, 32), (7, 0), (15.8, 31.7)),
+    "2080ti": _Card("RTX 2080 Ti", (11,), (7, 5), (11.0,)),
+    "3060": _Card("RTX 3060", (12,), (8, 6), (12.0,)),
+    "3060ti": _Card("RTX 3060 Ti", (8,), (8, 6), (8.0,)),
+    "3070": _Card("RTX 3070", (8,), (8, 6), (8.0,)),
+    "3080": _Card("RTX 3080", (10, 12), (8, 6), (10.0, 12.0)),
+    "3090": _Card("RTX 3090", (24,), (8, 6), (24.0,)),
+    "4060": _Card("RTX 4060", (8,), (8, 9), (8.0,)),
+    "4060ti": _Card("RTX 4060 Ti", (8, 16), (8, 9), (8.0, 16.0)),
+    "4070": _Card("RTX 4070", (12,), (8, 9), (12.0,)),
+    "4080": _Card("RTX 4080", (16,), (8, 9), (16.0,)),
+    "4090": _Card("RTX 4090", (24,), (8, 9), (24.0,)),
+    "5090": _Card("RTX 5090", (32,), (12, 0), (31.8,)),
+    "a10": _Card("A10", (24,), (8, 6), (22.5,)),
+    "a10g": _Card("A10G", (24,), (8, 6), (22.5,)),
+    "a40": _Card("A40", (48,), (8, 6), (45.0,)),
+    "a6000": _Card("RTX A6000", (48,), (8, 6), (48.0,)),
+    "l4": _Card("L4", (24,), (8, 9), (22.5,)),
+    "l40s": _Card("L40S", (48,), (8, 9), (45.0,)),
+    "a100": _Card("A100", (40, 80), (8, 0), (39.6, 80.0)),
+    "a800": _Card("A800", (40, 80), (8, 0), (39.6, 80.0)),
+    "h100": _Card("H100", (80, 94), (9, 0), (79.6, 93.6)),
+    "h800": _Card("H800", (80,), (9, 0), (79.6,)),
+    "h200": _Card("H200", (141,), (9, 0), (140.4,)),
 }
+MAX_GPUS_PER_NODE = 16  # why: the largest single servers (HGX/DGX-2 class) hold 16; 999xH100 is a typo
+MAX_NODES = 1024
+UNNAMED_PRE_AMPERE_GIB = 16  # why: most unnamed cards this small are T4/V100/P100/Turing: fp16 is the safe guess
 _EXAMPLES = "1x8GB, 8GB, 2xA100-80GB, 4x4090, A100-40GB, h100, 2xV100-32GB, T4, cpu"
 _COUNT = re.compile(r"^(?P<n>\d+)\s*[x×*]\s*(?P<rest>.+)$", re.I)
 _SIZE = re.compile(r"(?:^|[-_\s])(?P<gb>\d+(?:\.\d+)?)\s*(?:gib|gb|g)$", re.I)
@@ -141,8 +152,8 @@ def describe(spec: str | None = None, *, vram_gb: float | None = None, gpus: int
     GB means GiB, as GPU vendors use it. A bare size ("8GB") is an unknown card: it is assumed Ampere-class
     (bf16, cc 8.0) and the assumption is written to ``notes``; name the card if it is older.
     """
-    if nodes < 1:
-        raise UsageError(f"nodes must be >= 1, got {nodes}.")
+    if not 1 <= nodes <= MAX_NODES:
+        raise UsageError(f"--nodes {nodes}: give 1 to {MAX_NODES} nodes.")
     text = (spec or "").strip()
     if text.lower() == "cpu" or (not text and gpus == 0):
         return Hardware(gpus=0, gpu=None, nodes=nodes, source="described", notes=("CPU only, as described.",))
@@ -150,8 +161,9 @@ def describe(spec: str | None = None, *, vram_gb: float | None = None, gpus: int
     count = _merge("GPU count", count, gpus, text)
     count = 1 if count is None else count
     size = _merge("VRAM (GB)", size, vram_gb, text)
-    if count < 1:
-        raise UsageError(f"GPU count must be >= 1 in '{text}' (use 'cpu' for no GPU). Examples: {_EXAMPLES}.")
+    if not 1 <= count <= MAX_GPUS_PER_NODE:
+        raise UsageError(f"GPU count {count} in '{text or '--gpus'}' is not plausible: give 1 to {MAX_GPUS_PER_NODE} "
+                         f"GPUs per node (use --nodes for more, 'cpu' for none). Examples: {_EXAMPLES}.")
     gpu, notes = _gpu_for(name, size, count, text)
     return Hardware(gpus=count, gpu=gpu, nodes=nodes, source="described", notes=notes)
 
@@ -178,9 +190,7 @@ def _gpu_for(name: str, size: float | None, count: int, text: str) -> tuple[Gpu,
         if size is None:
             raise UsageError(f"Describe the GPU by name or VRAM size (e.g. --vram-gb 24). Examples: {_EXAMPLES}.")
         _check_size(size, text)
-        note = (f"Unknown {size:g} GB card: assumed Ampere-class or newer (bf16, compute capability 8.0). "
-                "Name the card (e.g. 'T4', 'V100-32GB') if it is older, so fp16 is used instead.")
-        return Gpu(name=f"GPU {size:g}GB", vram_gib=size, compute_capability=(8, 0), count=count), (note,)
+        return _unnamed(size, count)
     card = _CARDS.get(_card_key(name))
     if card is None:
         close = difflib.get_close_matches(_card_key(name), _CARDS, n=3, cutoff=0.5)
@@ -193,12 +203,24 @@ def _gpu_for(name: str, size: float | None, count: int, text: str) -> tuple[Gpu,
     if size is None and len(card.sizes) > 1:
         notes = (f"{card.name} comes with {' or '.join(map(str, card.sizes))} GB: assumed {card.sizes[0]} GB; "
                  f"write e.g. '{card.name.replace(' ', '')}-{card.sizes[-1]}GB' for the larger one.",)
-    vram = size if size is not None else card.sizes[0]
+    index = card.sizes.index(size) if size is not None else 0
+    vram = card.usable[index] if card.usable else card.sizes[index]
     return Gpu(name=card.name, vram_gib=vram, compute_capability=card.cc, count=count), notes
 
 
+def _unnamed(size: float, count: int) -> tuple[Gpu, tuple[str, ...]]:
+    """A card known only by its size: small ones are assumed pre-Ampere (fp16), larger ones Ampere-class (bf16)."""
+    if size <= UNNAMED_PRE_AMPERE_GIB:
+        note = (f"Unknown {size:g} GB card: assumed pre-Ampere (fp16, like a T4 or V100); name it (e.g. '3070', "
+                "'4060ti-16GB') if it is Ampere or newer, so bf16 is used.")
+        return Gpu(name=f"GPU {size:g}GB", vram_gib=size, compute_capability=(7, 5), count=count), (note,)
+    note = (f"Unknown {size:g} GB card: assumed Ampere-class or newer (bf16, compute capability 8.0). "
+            "Name the card (e.g. 'V100-32GB') if it is older, so fp16 is used instead.")
+    return Gpu(name=f"GPU {size:g}GB", vram_gib=size, compute_capability=(8, 0), count=count), (note,)
+
+
 def _check_size(size: float, text: str) -> None:
-    if not 0 < size <= 1024:  # guards against MB typed as GB ("8000GB")
+    if not (math.isfinite(size) and 1 <= size <= 1024):  # guards against MB typed as GB ("8000GB"), nan, inf
         raise UsageError(f"VRAM {size:g} GB in '{text}' is not plausible; give GB per GPU. Examples: {_EXAMPLES}.")
 
 

@@ -41,7 +41,7 @@ def speed(setup: TrainSetup) -> float:
 
 
 def candidates(shape: Shape, hw: Hardware, *, cutoff: int, longest: int, packing: bool, liger: bool,
-               rank: int, quant: str, max_batch: int = BATCHES[0]) -> list[Layout]:
+               rank: int, quant: str, max_batch: int = BATCHES[0], act_bytes: int = 2) -> list[Layout]:
     """Every (bits, ZeRO, checkpointing, batch) combination that fits, best first; the micro-batch never exceeds
     ``max_batch`` (the effective batch per GPU), so a small dataset keeps its optimizer steps."""
     world = hw.world_size
@@ -53,7 +53,8 @@ def candidates(shape: Shape, hw: Hardware, *, cutoff: int, longest: int, packing
                     setup = TrainSetup(batch=batch, cutoff_len=cutoff, packing=packing, liger=liger, grad_ckpt=gc,
                                        quant_bit=bits, lora_rank=rank, longest_row=longest,
                                        zero_stage=3 if zero else 0, n_gpus=world,
-                                       offload_optimizer=zero == "z3_offload", offload_params=zero == "z3_offload")
+                                       offload_optimizer=zero == "z3_offload", offload_params=zero == "z3_offload",
+                                       act_bytes=act_bytes)
                     est = estimate(shape, setup)
                     if hw.gpu and fits(est, hw.gpu.vram_gib):
                         out.append(Layout(setup, est, _score(setup, zero), zero))
@@ -61,6 +62,9 @@ def candidates(shape: Shape, hw: Hardware, *, cutoff: int, longest: int, packing
     # DDP whenever it fits at a given precision: ZeRO-3 only where that precision needs the weights sharded
     ddp_bits = {lay.setup.quant_bit for lay in out if lay.zero is None}
     out = [lay for lay in out if lay.zero is None or lay.setup.quant_bit not in ddp_bits]
+    # QLoRA only where 16-bit LoRA does not fit (offloading aside, which is slower than QLoRA)
+    if any(lay.setup.quant_bit is None and lay.zero != "z3_offload" for lay in out):
+        out = [lay for lay in out if lay.setup.quant_bit is None]
     return sorted(out, key=lambda lay: -lay.score)
 
 
@@ -78,17 +82,22 @@ def _score(setup: TrainSetup, zero: str | None) -> float:
     return s * {None: 1.0, "z3": ZERO3_SPEED, "z3_offload": OFFLOAD_SPEED}[zero]
 
 
-def choose(shape: Shape, hw: Hardware, **kw) -> Layout:
-    """The best layout, or a RecipeError that says what the smallest option would need."""
+def choose(shape: Shape, hw: Hardware, force: bool = False, **kw) -> Layout:
+    """The best layout, or a RecipeError that says what the smallest option would need (with ``force``: that
+    smallest option, which the caller must flag as not fitting)."""
     found = candidates(shape, hw, **kw)
     if found:
         return found[0]
     smallest = TrainSetup(batch=1, cutoff_len=kw["cutoff"], packing=kw["packing"], liger=kw["liger"], grad_ckpt=True,
-                          quant_bit=4, lora_rank=kw["rank"], longest_row=kw["longest"])
-    need = estimate(shape, smallest).need_gib
+                          quant_bit=None if kw["quant"] == "lora" else 4, lora_rank=kw["rank"],
+                          longest_row=kw["longest"], act_bytes=kw.get("act_bytes", 2), n_gpus=hw.world_size or 1)
+    est = estimate(shape, smallest)
+    if force:
+        return Layout(smallest, est, 0.0, None)
+    need = est.need_gib
     have = hw.gpu.vram_gib if hw.gpu else 0
     raise RecipeError(
         f"the model does not fit on {hw.gpus}x {have:.0f} GiB even as 4-bit QLoRA, batch 1, checkpointing, "
         f"cutoff_len {kw['cutoff']} (needs ~{need:.1f} GiB): lower cutoff_len (--set cutoff_len=…), choose a smaller "
-        "model, or plan for a bigger GPU (--gpu)"
+        "model, plan for a bigger GPU (--gpu), or write it anyway with --force"
     )

@@ -73,7 +73,10 @@ class TrainSetup:
     grad_ckpt: bool
     quant_bit: int | None  # None (16-bit weights), 4 (bnb nf4) or 8 (LLM.int8)
     lora_rank: int
-    dtype_bytes: int = 2  # compute dtype: bf16/fp16
+    dtype_bytes: int = 2  # weights dtype: bf16/fp16 (LF loads checkpoints with torch_dtype auto)
+    # Activation dtype: None = dtype_bytes. Under fp16: true LF keeps bf16 weights and only switches autocast, so the
+    # residual stream becomes fp32 (bf16 + fp16 -> fp32, notes §10): price fp16 plans with 4.
+    act_bytes: int | None = None
     # Mean tokens in an unpacked row: what throughput sees. The peak is NOT at the mean batch but at the
     # longest one, so memory uses ``longest_row`` (None -> cutoff_len) and ignores this field.
     tokens_per_row: float | None = None
@@ -94,6 +97,8 @@ class TrainSetup:
                 raise UsageError(f"TrainSetup.{key} must be >= 1, got {getattr(self, key)}")
         if self.quant_bit not in (None, 4, 8):
             raise UsageError(f"TrainSetup.quant_bit must be None, 4 or 8, got {self.quant_bit}")
+        if self.act_bytes not in (None, 2, 4):
+            raise UsageError(f"TrainSetup.act_bytes must be None, 2 or 4, got {self.act_bytes}")
         if self.dtype_bytes not in (2, 4):
             raise UsageError(f"TrainSetup.dtype_bytes must be 2 (bf16/fp16) or 4 (fp32), got {self.dtype_bytes}")
         if self.zero_stage not in (0, 1, 2, 3):
@@ -119,6 +124,11 @@ class TrainSetup:
     @property
     def tokens(self) -> int:
         return self.batch * self.seq_len
+
+    @property
+    def act(self) -> int:
+        """Bytes per activation element."""
+        return self.act_bytes or self.dtype_bytes
 
 
 @dataclass(frozen=True)
@@ -169,7 +179,7 @@ def _lora_saves_copies(setup: TrainSetup) -> bool:
 
 def layer_activation_bytes(shape: Shape, setup: TrainSetup) -> float:
     """Bytes per token one decoder layer keeps for backward (SDPA/flash: no seq^2 scores)."""
-    a, h, inter = setup.dtype_bytes, shape.hidden, shape.intermediate
+    a, h, inter = setup.act, shape.hidden, shape.intermediate
     q, kv = shape.heads * shape.head_dim, shape.kv_heads * shape.head_dim
     norm_bytes = a if setup.liger else HF_NORM_SAVE_BYTES
     norms = (NORMS_PER_LAYER * h + q + kv) * norm_bytes  # layer norms + q/k norms (Qwen3, Gemma 3)
@@ -184,14 +194,14 @@ def backward_workspace_bytes(shape: Shape, setup: TrainSetup) -> float:
     """Bytes per token of gradients in flight inside one layer's backward: the MLP's gate/up grads, plus the fp32
     grad of the down-proj input copy when PEFT casts (the widest tensor of the layer)."""
     cast = HF_NORM_SAVE_BYTES * shape.intermediate if _lora_saves_copies(setup) else 0
-    return 2 * shape.intermediate * setup.dtype_bytes + cast
+    return 2 * shape.intermediate * setup.act + cast
 
 
 def _eager_score_bytes(shape: Shape, setup: TrainSetup) -> float:
     """Per token and layer: eager attention keeps fp32 softmax scores (and their cast) per head and key."""
     if setup.attention != "eager":
         return 0.0
-    return shape.heads * setup.seq_len * (EAGER_SCORE_BYTES + setup.dtype_bytes)
+    return shape.heads * setup.seq_len * (EAGER_SCORE_BYTES + setup.act)
 
 
 def _neat_mask_bytes(setup: TrainSetup) -> float:
@@ -202,7 +212,7 @@ def _neat_mask_bytes(setup: TrainSetup) -> float:
 def _loss_bytes(shape: Shape, setup: TrainSetup) -> tuple[float, float]:
     """(transient at the loss, kept through backward). HF materialises batch x seq x vocab fp32 logits;
     Liger's fused linear cross-entropy runs chunks of ~tokens*hidden/vocab rows and keeps only grad_input."""
-    tokens, vocab, a = setup.tokens, shape.vocab, setup.dtype_bytes
+    tokens, vocab, a = setup.tokens, shape.vocab, setup.act
     if not setup.liger:
         return tokens * vocab * LOGITS_BYTES_PER_ENTRY, 0.0
     inc = math.ceil(vocab / shape.hidden)
@@ -240,7 +250,7 @@ def _step_bytes(shape: Shape, setup: TrainSetup) -> tuple[float, float, float, f
     """(saved activations, loss transient, loss output kept through backward, backward transient), in bytes."""
     tokens = setup.tokens
     layer = layer_activation_bytes(shape, setup) + _eager_score_bytes(shape, setup)
-    per_layer_saved = shape.hidden * setup.dtype_bytes if setup.grad_ckpt else layer  # GC keeps each layer's input
+    per_layer_saved = shape.hidden * setup.act if setup.grad_ckpt else layer  # GC keeps each layer's input
     saved = tokens * (shape.layers * per_layer_saved + _neat_mask_bytes(setup))
     loss_peak, loss_kept = _loss_bytes(shape, setup)
     # GC recomputes one layer (all of its activations) and runs its backward next to the checkpoints.
@@ -292,3 +302,21 @@ def fits(estimate: Estimate, vram_gib: float, headroom: float = HEADROOM) -> boo
     own error (within 10% of every calibration row), fragmentation that grows over a long run, eval / save steps.
     """
     return estimate.need_gib <= headroom * vram_gib
+
+
+# --- inference (predict / chat companions) -------------------------------------------------------------------------
+
+
+def inference_need_gib(shape: Shape, *, batch: int, prompt: int, new_tokens: int, quant_bit: int | None = None,
+                       lora_rank: int = 8) -> float:
+    """GiB one GPU needs to generate for ``batch`` prompts of ``prompt`` tokens plus ``new_tokens``: the whole model
+    (LF's predict puts a full copy on each GPU), the LoRA adapter, the 16-bit KV cache of every row at full length,
+    and the prefill's widest transient (the MLP of one layer over the prompt), plus the CUDA context."""
+    setup = TrainSetup(batch=batch, cutoff_len=prompt, packing=False, liger=False, grad_ckpt=True,
+                       quant_bit=quant_bit, lora_rank=lora_rank)
+    weights = _weight_bytes(shape, setup) + lora_param_count(shape, lora_rank) * ADAPTER_BYTES
+    kv = 2 * shape.layers * shape.kv_heads * shape.head_dim * 2 * batch * (prompt + new_tokens)
+    prefill = batch * prompt * (3 * shape.intermediate * 2 + 4 * shape.hidden * 4)
+    logits = batch * shape.vocab * 4 * 2  # last-position logits in fp32 and the sampler's copy
+    allocated = (weights + kv + prefill + logits) / GIB + OVERHEAD_GIB
+    return allocated * (1 + RESERVE_FRAC_BACKWARD) + RESERVE_BASE_GIB + CUDA_CONTEXT_GIB

@@ -75,8 +75,8 @@ _PRESET_LIST = (
             "Thinking-only model: every sample needs a '<think>\\n...\\n</think>\\n\\n' block; with "
             "enable_thinking: true a sample without one trains an empty think block and teaches the model to "
             "skip thinking.",
-            "Reasoning is long: the recipe sizes cutoff_len from your data's token p99 and predicts with "
-            "max_new_tokens 4096; answers the model writes longer than that are cut off.",
+            "Reasoning is long: the recipe sizes cutoff_len from your data's token p99 and max_new_tokens from "
+            "its answer p99 (at least 4096); answers the model writes longer than that are cut off.",
         ),
     ),
     ModelPreset(
@@ -251,14 +251,17 @@ def shape_from_config(cfg: dict, source: str = "config.json") -> Shape:
     if kv_heads is None and text.get("multi_query_attention"):
         kv_heads = _get(text, ("multi_query_group_num",))  # ChatGLM's name for GQA groups
     kv_heads = kv_heads or heads  # no key means plain multi-head attention
+    kv_heads = _checked(kv_heads, "num_key_value_heads", source)
     if heads % kv_heads:
         raise DataError(source, None, f"num_attention_heads {heads} is not a multiple of num_key_value_heads "
                         f"{kv_heads}", "check that the file is the model's own config.json")
-    head_dim = _get(text, ("head_dim", "kv_channels")) or hidden // heads
+    head_dim = _checked(_get(text, ("head_dim", "kv_channels")) or max(1, hidden // heads), "head_dim", source)
     tied = bool(text.get("tie_word_embeddings", False))  # absent → untied: counts more weights, the safe side
     shape = Shape(params=0, layers=layers, hidden=hidden, intermediate=inter, heads=heads, kv_heads=kv_heads,
                   head_dim=head_dim, vocab=vocab, tied_embeddings=tied, vision_params=vision_params_of(cfg, hidden))
-    return replace(shape, params=int(cfg.get("num_parameters") or estimate_params(shape)))
+    given = cfg.get("num_parameters")
+    params = _checked(given, "num_parameters", source, 10**13) if given else estimate_params(shape)
+    return replace(shape, params=params)
 
 
 def vision_params_of(cfg: dict, text_hidden: int) -> int:
@@ -271,9 +274,9 @@ def vision_params_of(cfg: dict, text_hidden: int) -> int:
         return 0
     h, inter = _get(vis, ("hidden_size", "embed_dim")), _get(vis, ("intermediate_size",))
     layers = _get(vis, ("num_hidden_layers", "depth"))
-    if not (h and inter and layers):
-        return 0
     patch, image, channels = vis.get("patch_size") or 14, vis.get("image_size") or 0, vis.get("num_channels") or 3
+    if not all(_plain_int(v) and v > 0 for v in (h, inter, layers, patch, channels)) or not _plain_int(image):
+        return 0  # names or types this estimate does not know: the tower is left out (and noted by the caller)
     blocks = layers * (4 * h * h + 2 * h * inter)  # q, k, v, o + a two-matrix MLP
     embeddings = channels * patch * patch * h + (image // patch) ** 2 * h
     return blocks + embeddings + h * text_hidden  # last term: projector into the language model
@@ -283,12 +286,27 @@ def _get(cfg: dict, names: tuple[str, ...]):
     return next((cfg[n] for n in names if cfg.get(n) is not None), None)
 
 
+MAX_DIM = 10**7  # why: no real architecture number (layers, widths, heads, vocab) comes near ten million
+
+
+def _plain_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _need(cfg: dict, names: tuple[str, ...], source: str) -> int:
     value = _get(cfg, names)
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        found = "is missing" if value is None else f"is {value!r}, not a positive integer"
-        raise DataError(source, None, f"key '{names[0]}' {found}",
+    if value is None:
+        raise DataError(source, None, f"key '{names[0]}' is missing",
                         f"use the model's own config.json (also accepted: {', '.join(names[1:]) or 'no alias'})")
+    return _checked(value, names[0], source)
+
+
+def _checked(value, key: str, source: str, limit: int = MAX_DIM) -> int:
+    """A positive integer within ``limit``, or a DataError naming the key (types and ranges before any arithmetic)."""
+    if not _plain_int(value) or not 0 < value <= limit:
+        shown = repr(value)[:60]
+        raise DataError(source, None, f"key '{key}' is {shown}, not a positive integer up to {limit:,}",
+                        "use the model's own config.json")
     return value
 
 
@@ -343,13 +361,24 @@ def _read_config(cfg_path: Path) -> dict:
     except json.JSONDecodeError as err:
         raise DataError(str(cfg_path), err.lineno, f"invalid JSON: {err.msg}", "fix the JSON syntax",
                         col=err.colno) from None
+    except UnicodeDecodeError as err:
+        raise DataError(str(cfg_path), None, f"not UTF-8 (byte {err.start}: {err.reason})",
+                        "save config.json as UTF-8, as transformers writes it") from None
+    except RecursionError:
+        raise DataError(str(cfg_path), None, "JSON nested too deeply to be a model config",
+                        "use the model's own config.json") from None
+    except OSError as err:
+        raise DataError(str(cfg_path), None, f"cannot be read ({err.strerror or err})",
+                        "check that it is a readable file") from None
     if not isinstance(cfg, dict):
         raise DataError(str(cfg_path), 1, "top level is not a JSON object", "use the model's own config.json")
     return cfg
 
 
 def _local_shape(cfg: dict, source: str) -> Shape:
-    """shape_from_config; sparse configs (gemma-3's lists only non-defaults) get transformers' defaults first."""
+    """shape_from_config; sparse configs (gemma-3's lists only non-defaults) get transformers' defaults first.
+    Values present are checked (types, ranges) before transformers sees them: it builds per-layer lists from them."""
+    _check_present(cfg, source)
     try:
         return shape_from_config(cfg, source)
     except DataError:
@@ -357,6 +386,17 @@ def _local_shape(cfg: dict, source: str) -> Shape:
         if full is None:
             raise
         return shape_from_config(full, source)
+
+
+_EXTRA_KEYS = ("num_key_value_heads", "head_dim", "kv_channels", "multi_query_group_num")
+
+
+def _check_present(cfg: dict, source: str) -> None:
+    text = cfg.get("text_config")
+    for scope in (cfg, text) if isinstance(text, dict) else (cfg,):
+        for key in (*(k for names in _KEYS.values() for k in names), *_EXTRA_KEYS):
+            if scope.get(key) is not None:
+                _checked(scope[key], key, source)
 
 
 def _with_transformers_defaults(cfg: dict) -> dict | None:
@@ -371,5 +411,5 @@ def _with_transformers_defaults(cfg: dict) -> dict | None:
     try:
         rest = {k: v for k, v in cfg.items() if k != "model_type"}
         return AutoConfig.for_model(model_type, **rest).to_dict()
-    except (ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
         return None

@@ -9,23 +9,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..errors import RecipeError
+from .companions import Ctx, chat_recipe, export_recipes, predict_recipe, remote_code, thinking_kw
 from .facts import DataFacts
 from .hardware import Hardware
 from .hyper import Hyper, hyper_for
 from .layout import Layout, choose
+from .memory import TrainSetup, estimate
 from .models import ModelPreset
+from .scale import KEEP_CHECKPOINTS, Scale, save_every, scale, single_gpu_layout, speedup
 from .schema import (
     ChatRecipe,
     DatasetSection,
     EvalSection,
     ExportRecipe,
-    ExportSection,
-    GenerationSection,
     MethodSection,
     ModelSection,
     OutputSection,
     PredictRecipe,
-    TemplateSection,
     TrainRecipe,
     TrainSection,
 )
@@ -33,10 +33,15 @@ from .schema import (
 MIN_REASONING_SHARE = 0.95  # why: LF's qwen3 template trains an empty <think> block for every sample without one
 PACKING_MIN_SAMPLES = 1000  # why: below this an epoch is minutes anyway, and packing would leave few optimizer steps
 CUTOFF_STEP = 256  # why: round cutoff_len up to a multiple of 256 tokens (tidy numbers, tensor-core friendly)
-CUTOFF_MARGIN = 1.15  # why: our token counts are estimates (no tokenizer offline); keep 15% room over p99
+CUTOFF_MARGIN = {True: 1.05, False: 1.15}  # why: exact counts (a tokenizer) need little room; estimates need 15%
+ANSWER_MARGIN = 1.25  # why: a fine-tuned model's answers vary around the data's; room over the answer p99
 LIGER_TEMPLATES = {"qwen", "qwen3", "qwen3_nothink", "gemma3", "llama3", "yi"}  # archs liger-kernel patches in LF
-THINK_NEW_TOKENS = 4096  # why: reasoning answers run long; LF's default 1024 cuts them off mid-thought
+THINK_NEW_TOKENS = 4096  # why: the floor for reasoning answers; LF's default 1024 cuts them off mid-thought
 PLAIN_NEW_TOKENS = 1024
+WORKERS_MIN_SAMPLES = 1000  # why: below this, starting tokenisation workers costs more than it saves
+MAX_WORKERS = 8  # why: tokenisation stops scaling long before the core count of a GPU server
+CPU_DRY_RUN_STEPS = 2  # why: a CPU run only proves data, template and recipe load and train; a real epoch takes days
+QWEN_TEMPLATES = {"qwen", "qwen3", "qwen3_nothink"}
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,11 @@ class Choices:
     saves: str = "saves"
     recipes_dir: str = "recipes"  # DeepSpeed JSONs are written to <recipes_dir>/deepspeed/ and referenced from there
     calib_file: str | None = None  # GPTQ calibration file (text column), written by build_recipe
+    calib_windows: int | None = None  # maxlen-token windows the calibration file holds at least (None: unknown)
+    stem: str | None = None  # --stem: names the files and the run folder
+    cpus: int = 4  # CPUs of the training machine (preprocessing_num_workers)
+    overwrite: bool = False  # start afresh in an output_dir that holds another run (overwrite_output_dir: true)
+    force: bool = False  # write a plan that does not fit, flagged
 
 
 @dataclass
@@ -64,6 +74,10 @@ class Plan:
     layout: Layout
     hyper: Hyper
     notes: list[str] = field(default_factory=list)
+    fits: bool = True
+    run_dir: str = ""
+    speedup: float | None = None
+    scale: Scale | None = None
 
     @property
     def recipes(self) -> dict[str, object]:
@@ -75,27 +89,72 @@ class Plan:
 def plan(preset: ModelPreset, model_path: str, facts: DataFacts, hw: Hardware, choices: Choices = Choices()) -> Plan:
     """The whole recipe set for one run."""
     notes = list(preset.notes) + list(hw.notes)
+    precision = _precision(preset, hw, notes)
     thinking = _thinking(preset, facts, notes)
     hyper = hyper_for(facts.train)
-    cutoff, longest = _cutoff(preset, facts, notes)
+    cutoff = _cutoff(preset, facts, notes)
     packing = _packing(choices.packing, facts)
-    liger = choices.liger and preset.template in LIGER_TEMPLATES and hw.has_gpu
-    eff = choices.effective_batch or hyper.effective_batch
-    layout = choose(preset.shape, hw, cutoff=cutoff, longest=longest, packing=packing != "off", liger=liger,
-                    rank=hyper.lora_rank, quant=choices.quant, max_batch=max(1, eff // max(1, hw.world_size)))
-    stem = _stem(preset, layout)
+    sc = scale(facts, hw, hyper.effective_batch, hyper.epochs, cutoff, packing != "off", choices.effective_batch)
+    layout, single = _layout(preset, hw, choices, hyper, cutoff, packing, precision, sc)
+    stem = choices.stem or _stem(preset, layout)
+    ctx = Ctx(preset, facts, hw, choices, thinking, precision, cutoff, packing,
+               f"{choices.saves}/{stem}/{facts.name}")
     model = _model_section(preset, model_path, layout)
-    train = _train(stem, preset, model, facts, hyper, layout, hw, choices, thinking, cutoff, packing)
-    gen_tokens = THINK_NEW_TOKENS if thinking is True or thinking is None and facts.with_reasoning else PLAIN_NEW_TOKENS
-    predict = _predict(stem, preset, model, facts, choices, thinking, cutoff, gen_tokens, notes)
-    calib = choices.calib_file or f"{choices.dataset_dir}/{facts.name}_gptq_calib.jsonl"
-    merge, gptq = _exports(stem, preset, model_path, choices, thinking, notes, calib)
-    chat = _chat(stem, model, preset, choices, thinking, gen_tokens)
-    notes += _layout_notes(layout, hw, packing)
-    return Plan(stem, train, predict, merge, gptq, chat, layout, hyper, notes)
+    train = _train(ctx, model, hyper, layout, sc)
+    new_tokens = _new_tokens(ctx)
+    predict = predict_recipe(ctx, model, layout, new_tokens, notes)
+    merge, gptq = export_recipes(ctx, model_path, notes)
+    chat = chat_recipe(ctx, model, layout, new_tokens, notes)
+    fits = hw.gpu is None or layout.score > 0
+    speed_up = speedup(layout, hw, single) if hw.world_size > 1 else None
+    notes += _layout_notes(ctx, layout, sc, speed_up, fits)
+    if choices.overwrite:
+        notes.append("--overwrite: overwrite_output_dir: true starts afresh in the old run's folder and never resumes; "
+                     "plan again without --overwrite once this run has saved a checkpoint, so a crash resumes")
+    return Plan(stem, train, predict, merge, gptq, chat, layout, hyper, notes, fits, ctx.run_dir, speed_up, sc)
 
 
 # ---- decisions ---------------------------------------------------------------------------------------------------
+
+
+def _precision(preset: ModelPreset, hw: Hardware, notes: list[str]) -> str:
+    """bf16 on Ampere+, fp16 before (never for gemma-3), fp32 for a CPU dry run."""
+    if not hw.has_gpu:
+        return "fp32"
+    if hw.supports_bf16:
+        return "bf16"
+    if preset.template.startswith("gemma3"):
+        raise RecipeError(
+            f"{preset.key} cannot train on {hw.gpu.name} (no bf16): gemma-3's activations overflow fp16 "
+            "(transformers #36822, #39972; LF #7755 reports loss 0), and LF 0.9.5 has no fp32 training switch (it "
+            "loads bf16 weights and computes in bf16 unless fp16 is set). Plan for an Ampere or newer card "
+            "(--gpu L4, A10, 3090, A100 …) or a Qwen model (--model qwen3-4b-instruct)")
+    if preset.template in QWEN_TEMPLATES:
+        notes.append(f"fp16 on {hw.gpu.name}: Qwen models can overflow in fp16 (NaN or inf loss, QwenLM #670, #868); "
+                     "watch grad_norm in the log, lower learning_rate if it turns nan, or use an Ampere+ card (bf16)")
+    notes.append("fp16 is priced as LF runs it: weights stay bf16 and only autocast switches, so the residual stream "
+                 "is fp32 and activations take twice the bf16 memory")
+    return "fp16"
+
+
+def _layout(preset, hw, choices, hyper, cutoff, packing, precision, sc) -> tuple[Layout, Layout | None]:
+    kw = dict(cutoff=cutoff, longest=cutoff, packing=packing != "off", rank=hyper.lora_rank, quant=choices.quant,
+              act_bytes=4 if precision == "fp16" else 2)
+    liger = choices.liger and preset.template in LIGER_TEMPLATES and hw.has_gpu
+    if not hw.has_gpu:
+        return _cpu_layout(preset, cutoff, packing, hyper), None
+    per_gpu = max(1, sc.effective_batch // hw.world_size)
+    layout = choose(preset.shape, hw, force=choices.force, liger=liger, max_batch=per_gpu, **kw)
+    single = single_gpu_layout(hw, shape=preset.shape, liger=liger, max_batch=sc.effective_batch, **kw) \
+        if hw.world_size > 1 else None
+    return layout, single
+
+
+def _cpu_layout(preset, cutoff, packing, hyper) -> Layout:
+    """A CPU dry run: batch 1, fp32, no quantization (bitsandbytes needs CUDA), priced for the record only."""
+    setup = TrainSetup(batch=1, cutoff_len=cutoff, packing=packing != "off", liger=False, grad_ckpt=True,
+                       quant_bit=None, lora_rank=hyper.lora_rank, longest_row=cutoff, dtype_bytes=4)
+    return Layout(setup, estimate(preset.shape, setup), 1.0, None)
 
 
 def _thinking(preset: ModelPreset, facts: DataFacts, notes: list[str]) -> bool | None | str:
@@ -117,15 +176,29 @@ def _thinking(preset: ModelPreset, facts: DataFacts, notes: list[str]) -> bool |
     return "unset"
 
 
-def _cutoff(preset: ModelPreset, facts: DataFacts, notes: list[str]) -> tuple[int, int]:
-    """cutoff_len from the token p99 (+margin), capped by the model's context; warns about what gets truncated."""
-    want = -(-int(facts.tokens_p99 * CUTOFF_MARGIN) // CUTOFF_STEP) * CUTOFF_STEP
+def _round_up(tokens: float) -> int:
+    return -(-int(tokens) // CUTOFF_STEP) * CUTOFF_STEP
+
+
+def _cutoff(preset: ModelPreset, facts: DataFacts, notes: list[str]) -> int:
+    """cutoff_len from the token p99 (+margin by counter), capped by the model's context; warns about truncation.
+    Unpacked plans are priced at this cutoff (the longest row LF may build), not at the longest estimated row."""
+    exact = facts.token_counter != "estimate"
+    want = _round_up(facts.tokens_p99 * CUTOFF_MARGIN[exact])
     cutoff = max(512, min(want, preset.context_len or want))
     if facts.tokens_max > cutoff:
-        notes.append(f"cutoff_len {cutoff} is below the longest sample (~{facts.tokens_max} tokens): the longest ~1% "
-                     "are truncated by LF and may lose their answer — drop them instead with build_dataset "
-                     "--max-chars, or raise cutoff_len with --set cutoff_len=…")
-    return cutoff, min(facts.tokens_max, cutoff)
+        notes.append(f"cutoff_len {cutoff} is below the longest sample (~{facts.tokens_max} tokens, counted by "
+                     f"{facts.token_counter}): the longest ~1% are truncated by LF and may lose their answer — drop "
+                     "them with build_dataset --max-chars, or raise cutoff_len with --set cutoff_len=…")
+    return cutoff
+
+
+def _new_tokens(ctx: Ctx) -> int:
+    """max_new_tokens from the data's long-tail answer length (+25%), with a floor per mode, within the context."""
+    floor = THINK_NEW_TOKENS if ctx.thinks else PLAIN_NEW_TOKENS
+    tokens = max(floor, _round_up(ctx.facts.answer_tokens_p99 * ANSWER_MARGIN))
+    room = (ctx.preset.context_len or 10**9) - ctx.cutoff
+    return max(256, min(tokens, room))
 
 
 def _packing(choice: str, facts: DataFacts) -> str:
@@ -147,92 +220,53 @@ def _stem(preset: ModelPreset, layout: Layout) -> str:
 def _model_section(preset: ModelPreset, model_path: str, layout: Layout, adapter: str | None = None) -> ModelSection:
     s = layout.setup
     return ModelSection(
-        model_name_or_path=model_path, adapter_name_or_path=adapter, trust_remote_code=True,
+        model_name_or_path=model_path, adapter_name_or_path=adapter, trust_remote_code=remote_code(preset),
         quantization_bit=s.quant_bit, quantization_method="bnb" if s.quant_bit else None,
         enable_liger_kernel=True if s.liger else None, disable_gradient_checkpointing=True if not s.grad_ckpt else None,
+        upcast_layernorm=True if s.quant_bit else None,  # LF recommends fp32 norms with quantized weights
     )
 
 
-def _thinking_kw(thinking) -> dict:
-    return {} if thinking == "unset" else {"enable_thinking": thinking}
+def _workers(ctx: Ctx) -> int | None:
+    if ctx.facts.train < WORKERS_MIN_SAMPLES or ctx.choices.cpus < 2:
+        return None
+    return min(MAX_WORKERS, ctx.choices.cpus)
 
 
-def _train(stem, preset, model, facts, hyper, layout, hw, choices, thinking, cutoff, packing) -> TrainRecipe:
-    s = layout.setup
-    eff = choices.effective_batch or hyper.effective_batch
-    accum = max(1, -(-eff // (s.batch * max(1, hw.world_size))))
-    evaluate, large = bool(facts.val), hyper.size == "large"
+def _train(ctx: Ctx, model: ModelSection, hyper: Hyper, layout: Layout, sc: Scale) -> TrainRecipe:
+    s, hw, facts = layout.setup, ctx.hw, ctx.facts
+    accum = max(1, -(-sc.effective_batch // (s.batch * max(1, hw.world_size))))
+    evaluate = bool(facts.val)
+    every = save_every(sc.steps)
+    best = evaluate and hyper.size != "large"  # small data: the last epoch may over-fit; keep the best eval loss
     dataset = DatasetSection(
         dataset=f"{facts.name}_train", eval_dataset=f"{facts.name}_val" if evaluate else None,
-        dataset_dir=choices.dataset_dir, template=preset.template, cutoff_len=cutoff,
-        packing=True if packing == "on" else None, neat_packing=True if packing == "neat" else None,
-        mask_history=True if facts.multi_turn and thinking is True else None, overwrite_cache=True,
-        **_thinking_kw(thinking),
+        dataset_dir=ctx.choices.dataset_dir, template=ctx.preset.template, cutoff_len=ctx.cutoff,
+        packing=True if ctx.packing == "on" else None, neat_packing=True if ctx.packing == "neat" else None,
+        mask_history=True if facts.multi_turn and ctx.thinking is True else None,
+        preprocessing_num_workers=_workers(ctx), **thinking_kw(ctx.thinking),
     )
     return TrainRecipe(
         model=model,
         method=MethodSection(stage="sft", do_train=True, finetuning_type="lora", lora_rank=hyper.lora_rank,
                              lora_alpha=hyper.lora_alpha, lora_dropout=hyper.lora_dropout or None, lora_target="all",
-                             deepspeed=ds_path(layout.zero, choices.recipes_dir)),
+                             deepspeed=ds_path(layout.zero, ctx.choices.recipes_dir)),
         dataset=dataset,
-        output=OutputSection(output_dir=f"{choices.saves}/{stem}/sft", logging_steps=10 if large else 1,
-                             save_strategy="steps" if large else "epoch", save_steps=500 if large else None,
-                             plot_loss=True, overwrite_output_dir=True, save_only_model=False, report_to="none"),
+        output=OutputSection(output_dir=f"{ctx.run_dir}/sft", logging_steps=min(10, max(1, sc.steps // 50)),
+                             save_strategy="steps", save_steps=every, save_total_limit=KEEP_CHECKPOINTS,
+                             plot_loss=True, overwrite_output_dir=True if ctx.choices.overwrite else None,
+                             save_only_model=False, report_to="none"),
         train=TrainSection(per_device_train_batch_size=s.batch, gradient_accumulation_steps=accum,
-                           learning_rate=hyper.learning_rate, num_train_epochs=hyper.epochs, lr_scheduler_type="cosine",
-                           warmup_steps=hyper.warmup, bf16=True if hw.supports_bf16 else None,
-                           fp16=True if hw.has_gpu and not hw.supports_bf16 else None, ddp_timeout=180000000,
-                           include_num_input_tokens_seen=True),
-        eval=EvalSection(eval_strategy=("steps" if large else "epoch") if evaluate else None,
-                         eval_steps=500 if large and evaluate else None,
-                         per_device_eval_batch_size=s.batch if evaluate else None),
+                           learning_rate=float(f"{hyper.learning_rate * sc.lr_factor:.3g}"), num_train_epochs=hyper.epochs,
+                           max_steps=CPU_DRY_RUN_STEPS if ctx.precision == "fp32" else None,
+                           lr_scheduler_type="cosine", warmup_steps=hyper.warmup,
+                           bf16=True if ctx.precision == "bf16" else None, fp16=True if ctx.precision == "fp16" else None,
+                           ddp_timeout=180000000, include_num_input_tokens_seen=True),
+        eval=EvalSection(eval_strategy="steps" if evaluate else None, eval_steps=every if evaluate else None,
+                         per_device_eval_batch_size=s.batch if evaluate else None,
+                         load_best_model_at_end=True if best else None,
+                         metric_for_best_model="eval_loss" if best else None),
     )
-
-
-def _predict(stem, preset, model, facts, choices, thinking, cutoff, new_tokens, notes) -> PredictRecipe:
-    split = facts.eval_split or "train"
-    if split == "train":
-        notes.append(f"'{facts.name}' has no val or test split: the predict recipe scores the TRAINING data "
-                     "(optimistic figures) — rebuild with --split 80/10/10 to hold some out")
-    adapter = model.model_copy(update={"adapter_name_or_path": f"{choices.saves}/{stem}/sft",
-                                       "disable_gradient_checkpointing": None, "enable_liger_kernel": None})
-    return PredictRecipe(
-        model=adapter,
-        dataset=DatasetSection(eval_dataset=f"{facts.name}_{split}", dataset_dir=choices.dataset_dir,
-                               template=preset.template, cutoff_len=cutoff, overwrite_cache=True,
-                               **_thinking_kw(thinking)),
-        output=OutputSection(output_dir=f"{choices.saves}/{stem}/predict", overwrite_output_dir=True, report_to="none"),
-        eval=EvalSection(per_device_eval_batch_size=4, predict_with_generate=True, max_new_tokens=new_tokens,
-                         do_sample=False),
-    )
-
-
-def _exports(stem, preset, model_path, choices, thinking, notes, calib) -> tuple[ExportRecipe, ExportRecipe | None]:
-    tpl = TemplateSection(template=preset.template, **_thinking_kw(thinking))
-    base = ModelSection(model_name_or_path=model_path, adapter_name_or_path=f"{choices.saves}/{stem}/sft",
-                        trust_remote_code=True)
-    merged_dir = f"{choices.saves}/{stem}/merged"
-    merge = ExportRecipe(model=base, template=tpl,
-                         export=ExportSection(export_dir=merged_dir, export_size=5, export_device="cpu",
-                                              export_legacy_format=False))
-    if preset.template == "chatglm3":
-        notes.append("no GPTQ recipe: LF's GPTQ export refuses ChatGLM models")
-        return merge, None
-    gptq = ExportRecipe(
-        model=ModelSection(model_name_or_path=merged_dir, trust_remote_code=True), template=tpl,
-        export=ExportSection(export_dir=f"{choices.saves}/{stem}/gptq-int4", export_size=5, export_device="auto",
-                             export_quantization_bit=4, export_quantization_dataset=calib,
-                             export_quantization_nsamples=128, export_quantization_maxlen=1024),
-    )
-    return merge, gptq
-
-
-def _chat(stem, model, preset, choices, thinking, new_tokens) -> ChatRecipe:
-    serve = ModelSection(model_name_or_path=model.model_name_or_path, adapter_name_or_path=f"{choices.saves}/{stem}/sft",
-                         trust_remote_code=True, quantization_bit=model.quantization_bit,
-                         quantization_method=model.quantization_method, infer_backend="huggingface")
-    return ChatRecipe(model=serve, template=TemplateSection(template=preset.template, **_thinking_kw(thinking)),
-                      generation=GenerationSection(max_new_tokens=new_tokens, temperature=0.6, top_p=0.95))
 
 
 DS_FILES = {"z3": "ds_z3_config.json", "z3_offload": "ds_z3_offload_config.json"}
@@ -243,20 +277,39 @@ def ds_path(zero: str | None, recipes_dir: str) -> str | None:
     return f"{recipes_dir}/deepspeed/{DS_FILES[zero]}" if zero else None
 
 
-def _layout_notes(layout: Layout, hw: Hardware, packing: str) -> list[str]:
-    s, est = layout.setup, layout.estimate
-    gpu = f"{hw.gpu.name} {hw.gpu.vram_gib:.0f} GiB" if hw.gpu else "no GPU"
+def _layout_notes(ctx: Ctx, layout: Layout, sc: Scale, speed_up: float | None, fits: bool) -> list[str]:
+    s, est, hw = layout.setup, layout.estimate, ctx.hw
+    if hw.gpu is None:
+        return [f"CPU dry run: max_steps {CPU_DRY_RUN_STEPS}, fp32, batch 1 — it proves that data, template and "
+                "recipe load and train; plan the real run with --gpu for the training machine"]
     method = "4-bit QLoRA" if s.quant_bit else "16-bit LoRA"
-    out = [f"memory: ~{est.need_gib:.1f} GiB needed of {gpu} per GPU ({method}, batch {s.batch}, cutoff "
-           f"{s.cutoff_len}, checkpointing {'on' if s.grad_ckpt else 'off'}, liger {'on' if s.liger else 'off'}, "
-           f"packing {packing}); largest term: {est.dominant}"]
+    out = [f"memory: ~{est.need_gib:.1f} GiB needed of {hw.gpu.name} {hw.gpu.vram_gib:g} GiB per GPU ({method}, "
+           f"{ctx.precision}, batch {s.batch}, cutoff {s.cutoff_len}, checkpointing {'on' if s.grad_ckpt else 'off'}, "
+           f"liger {'on' if s.liger else 'off'}, packing {ctx.packing}); largest term: {est.dominant}"]
+    if not fits:
+        out.append(f"DOES NOT FIT: written because of --force; expect an out-of-memory error on {hw.gpu.name}")
+    out.append(f"run: ~{sc.steps} optimizer steps, a checkpoint every {save_every(sc.steps)} (the last "
+               f"{KEEP_CHECKPOINTS} kept); a rerun after a crash resumes from the newest one")
     if hw.world_size > 1:
-        out.append("multi-GPU: " + ("DeepSpeed ZeRO-3 (the model does not fit per GPU under DDP)" if layout.zero
-                                    else "DDP (the model fits on each GPU)"))
+        out += _multi_gpu_notes(ctx, layout, sc, speed_up)
     if s.liger:
         out.append("enable_liger_kernel needs `pip install liger-kernel` on the training machine")
     if s.quant_bit:
         out.append("quantization_bit 4 needs `pip install bitsandbytes` (CUDA)")
+    return out
+
+
+def _multi_gpu_notes(ctx: Ctx, layout: Layout, sc: Scale, speed_up: float | None) -> list[str]:
+    world = ctx.hw.world_size
+    how = "DeepSpeed ZeRO-3 (the model does not fit per GPU under DDP)" if layout.zero else "DDP (fits on each GPU)"
+    gain = f"expected speed-up ~{speed_up:.1f}x over one GPU" if speed_up else "one GPU cannot hold this run"
+    out = [f"multi-GPU: {how}; global batch {sc.effective_batch} over {world} GPUs; {gain}"]
+    if sc.lr_factor != 1.0:
+        out.append(f"learning rate x{sc.lr_factor:.2f}: the square-root rule for Adam when the global batch grows "
+                   f"{sc.lr_factor ** 2:.0f}x with the GPU count")
+    if sc.gpus_used < world:
+        out.append(f"the data gives too few optimizer steps to grow the batch for all {world} GPUs (each would "
+                   f"train {layout.setup.batch} row(s) a step): {sc.gpus_used} GPU(s) would do nearly as well")
     return out
 
 

@@ -61,8 +61,16 @@ def render(recipe: Recipe, header: Sequence[str] = ()) -> str:
         lines = [_line(key, value) for key, value in section.written()]
         if lines:
             blocks.append("\n".join([f"### {name}", *lines]))
-    top = "".join(f"# {line}\n" for line in header) + ("\n" if header else "")
+    top = "".join(f"# {_comment(line)}\n" for line in header) + ("\n" if header else "")
     return top + "\n\n".join(blocks) + "\n"
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]")
+
+
+def _comment(line: str) -> str:
+    """A header line that stays one comment line: control and line-break characters are shown escaped."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), line)
 
 
 def flat(recipe: Recipe) -> dict[str, Any]:
@@ -87,7 +95,7 @@ def apply_overrides(recipe: Recipe, items: Iterable[str], source: str = "overrid
     for item in items:
         key, raw = _split(item)
         name = section_of(cls, key)
-        value = _coerce(cls.model_fields[name].annotation.model_fields[key].annotation, raw)
+        value = _coerce(cls.model_fields[name].annotation.model_fields[key].annotation, raw, f"{source}: {key}")
         if value is None and key not in WRITES_NULL:
             nested[name].pop(key, None)
         else:
@@ -102,7 +110,7 @@ def _split(item: str) -> tuple[str, str]:
     return key.strip(), raw.strip()
 
 
-def _coerce(annotation: Any, raw: str) -> Any:
+def _coerce(annotation: Any, raw: str, where: str = "value") -> Any:
     """The text as a YAML scalar, then fitted to the field: "1e-4" → 1e-4 for floats, 123 → "123" for text keys."""
     try:
         value = yaml.safe_load(raw)
@@ -111,9 +119,11 @@ def _coerce(annotation: Any, raw: str) -> Any:
     accepted = _types(annotation)
     if isinstance(value, str) and float in accepted:
         try:
-            return float(value)
+            value = float(value)
         except ValueError:
             return value
+    if isinstance(value, float) and float in accepted and not math.isfinite(value):
+        raise RecipeError(f"{where}={raw}: not a finite number — give a plain value such as 1.0e-4")
     if isinstance(value, int | float) and not isinstance(value, bool) and accepted <= {str, list, type(None)}:
         return raw
     return value

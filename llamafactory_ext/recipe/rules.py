@@ -121,6 +121,21 @@ def neat_packing_fa2(r: Recipe) -> str | None:
                 "batch of 1 — set per_device_train_batch_size: 1 and raise gradient_accumulation_steps")
 
 
+def best_model_cadence(r: Recipe) -> str | None:
+    """transformers' TrainingArguments: load_best_model_at_end needs the save strategy to match the eval strategy
+    and, for steps, save_steps to be a multiple of eval_steps."""
+    if not r.value("load_best_model_at_end"):
+        return None
+    save, ev = r.value("save_strategy"), r.value("eval_strategy")
+    if save != ev:
+        return (f"load_best_model_at_end + save_strategy={save} + eval_strategy={ev}: transformers needs the same "
+                "strategy for both — set them equal")
+    every, ev_steps = r.value("save_steps"), r.value("eval_steps") or r.value("logging_steps")
+    if save == "steps" and isinstance(every, int) and isinstance(ev_steps, int) and every % ev_steps:
+        return (f"load_best_model_at_end + save_steps={every} + eval_steps={ev_steps}: save_steps must be a multiple "
+                "of eval_steps")
+
+
 def _mask_history_xor_train_on_prompt(r: Recipe) -> str | None:
     if r.value("mask_history") and r.value("train_on_prompt"):
         return "mask_history + train_on_prompt: LF refuses the pair — drop one"

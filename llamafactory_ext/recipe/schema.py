@@ -49,6 +49,7 @@ LF_DEFAULTS: dict[str, Any] = {
     "per_device_train_batch_size": 8, "flash_attn": "auto", "bf16": False, "fp16": False, "pure_bf16": False,
     "train_on_prompt": False, "mask_history": False, "neat_packing": False, "quantization_method": "bnb",
     "infer_backend": "huggingface", "enable_thinking": True, "preserve_thinking": False,
+    "save_strategy": "steps", "save_steps": 500, "load_best_model_at_end": False,
 }
 
 
@@ -167,8 +168,10 @@ class OutputSection(Section):
 class TrainSection(Section):
     per_device_train_batch_size: PositiveInt | None = _opt("Micro-batch per GPU (HF default 8).")
     gradient_accumulation_steps: PositiveInt | None = _opt("Micro-batches per optimizer step.")
-    learning_rate: PositiveFloat | None = _opt("Peak learning rate (HF default 5.0e-5).")
-    num_train_epochs: PositiveFloat | None = _opt("Epochs (HF default 3.0); max_steps wins when set.")
+    learning_rate: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] | None = _opt(
+        "Peak learning rate (HF default 5.0e-5); LoRA runs use 1e-5 to 5e-4.")
+    num_train_epochs: Annotated[float, Field(gt=0, le=1000, allow_inf_nan=False)] | None = _opt(
+        "Epochs (HF default 3.0); max_steps wins when set.")
     max_steps: Annotated[int, Field(ge=-1)] | None = _opt("Stop after N optimizer steps (-1: use epochs).")
     lr_scheduler_type: Literal[
         "linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
@@ -200,6 +203,9 @@ class EvalSection(Section):
     top_p: TopP = None
     top_k: TopK = None
     compute_accuracy: bool | None = _opt("Token accuracy in eval (not with predict_with_generate).")
+    load_best_model_at_end: bool | None = _opt(
+        "Load the checkpoint with the best metric_for_best_model at the end (needs matching eval/save strategy).")
+    metric_for_best_model: str | None = _opt("Metric that picks the best checkpoint, e.g. eval_loss.")
 
 
 class TemplateSection(Section):
@@ -294,7 +300,8 @@ class TrainRecipe(Recipe):
     kind: ClassVar[str] = "train"
     command: ClassVar[str] = "train"
     rules: ClassVar[tuple[Rule, ...]] = (
-        lf_rules.is_training, *lf_rules.MODEL_RULES, *lf_rules.DATA_RULES, lf_rules.bf16_xor_fp16, lf_rules.neat_packing_fa2)
+        lf_rules.is_training, *lf_rules.MODEL_RULES, *lf_rules.DATA_RULES, lf_rules.bf16_xor_fp16, lf_rules.neat_packing_fa2,
+        lf_rules.best_model_cadence)
     model: ModelSection
     method: MethodSection = Field(default_factory=MethodSection, description="Stage and fine-tuning method.")
     dataset: DatasetSection

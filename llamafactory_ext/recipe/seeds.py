@@ -28,8 +28,8 @@ class Seed:
 SEEDS = (
     Seed("qwen3_thinking_lora", "qwen3-4b-thinking", "1x24GB", "crypto",
          why="the main job: thinking model on the shipped crypto notes, one 24 GB card"),
-    Seed("gemma3_qlora_belle", "gemma-3-4b-it", "1x8GB", "belle", quant="qlora",
-         why="4-bit QLoRA on a 2,000-sample Belle set, an 8 GB card"),
+    Seed("gemma3_qlora_belle", "gemma-3-4b-it", "1x3070", "belle", quant="qlora",
+         why="4-bit QLoRA on a 2,000-sample Belle set, an 8 GB Ampere card (gemma-3 needs bf16)"),
     Seed("qwen25_1.5b_lora", "qwen2.5-1.5b-instruct", "1x12GB", "belle", why="small instruct model, 12 GB card"),
     Seed("qwen25_7b_lora_ds_z3", "qwen2.5-7b-instruct", "2x16GB", "belle",
          why="7B bf16 LoRA does not fit one 16 GB card: DeepSpeed ZeRO-3 over two"),
