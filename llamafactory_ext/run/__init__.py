@@ -1,0 +1,1 @@
+"""RUN wing: pre-flight, the supervised worker, alerts, the OOM ladder, the run record and the report."""
