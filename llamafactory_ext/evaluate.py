@@ -55,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     i = sub.add_parser("review-import", help="import filled sheets, agreement, adjudication queue")
     i.add_argument("review", type=Path, help="review folder written by review-export")
     i.add_argument("sheets", nargs="+", type=Path, help="filled CSV sheets, one per reviewer (name = file stem)")
+    i.add_argument("--replace", action="store_true", help="overwrite the scores of a reviewer already imported")
     v = sub.add_parser("verify-export", help="check a merged export against the unmerged adapter")
     _model_args(v)
     v.add_argument("--export-dir", type=Path, required=True, help="export_dir of llamafactory-cli export")
@@ -78,6 +79,9 @@ def _endpoint_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--split", default="test", choices=("train", "val", "test"))
     g.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the key")
     g.add_argument("--concurrency", type=int, default=4)
+    g.add_argument("--fresh", action="store_true",
+                   help="ask again for every prompt (the cache keeps answers per URL + model name: pass this after "
+                        "the server started serving another checkpoint under the same name)")
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
@@ -150,11 +154,18 @@ def _served_predictions(args: argparse.Namespace, cfg: dict) -> Path:
     _, rows = split_rows(args.dataset_dir, args.name, args.split)
     config = EndpointConfig(base_url=args.endpoint, model=args.served_model, api_key_env=args.api_key_env,
                             concurrency=args.concurrency)
-    client = ChatClient(config, folder / "endpoint_cache.sqlite")
+    cache = folder / "endpoint_cache.sqlite"
+    if args.fresh:
+        for path in (cache, cache.with_name(cache.name + "-wal"), cache.with_name(cache.name + "-shm")):
+            path.unlink(missing_ok=True)
+    client, rows = ChatClient(config, cache), list(rows)
     try:
-        preds, failures = predictions(list(rows), client, request_params(cfg))
+        preds, failures = predictions(rows, client, request_params(cfg))
     finally:
         client.close()
+    print(f"{args.endpoint}: {client.requests} request(s) sent, {len(rows) - client.requests} answer(s) from {cache}"
+          + (" — pass --fresh if the server now serves another model under this name" if client.requests < len(rows)
+             else ""))
     if failures:
         raise UsageError(f"{len(failures)} request(s) failed; first: {failures[0]} — rerun: finished ones are cached")
     _write({folder / "generated_predictions.jsonl": _jsonl(preds)})

@@ -148,6 +148,12 @@ def _record(args: dict[str, Any], opts: argparse.Namespace) -> Any:
 
 
 def run(opts: argparse.Namespace) -> int:
+    from .run import alerts
+
+    try:  # a typo in --stop-on is a usage error before anything is read, loaded or asked
+        alerts.parse_stop_on(opts.stop_on)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     args, text = load_recipe(opts.recipe, opts.overrides)
     facts, notes = _preflight(args, text, opts)
     print(summary(args, facts, notes), flush=True)

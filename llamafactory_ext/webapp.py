@@ -51,7 +51,8 @@ def serve(args: argparse.Namespace, block: bool = True):
     from .serve.engine import Engine
     from .serve.ui import build
 
-    state = AppState(Engine(recipe_from(args), adapters_from(args.adapter)), args.votes_dir, samples_from(args))
+    recipe = recipe_from(args)
+    state = AppState(Engine(recipe, adapters_from(args.adapter, recipe)), args.votes_dir, samples_from(args))
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: --host {args.host} exposes the models to the network; there is no authentication",
               file=sys.stderr)
@@ -83,7 +84,10 @@ def recipe_from(args: argparse.Namespace) -> dict:
     return recipe
 
 
-def adapters_from(specs: list[str]) -> dict[str, str]:
+def adapters_from(specs: list[str], recipe: dict | None = None) -> dict[str, str]:
+    """--adapter NAME=PATH columns; without any, the chat recipe's own adapter becomes the column 'tuned'."""
+    if not specs and recipe and recipe.get("adapter_name_or_path"):
+        return {"tuned": str(recipe["adapter_name_or_path"]).split(",")[0]}
     if len(specs) > MAX_ADAPTERS:
         raise UsageError(f"--adapter given {len(specs)} times: at most {MAX_ADAPTERS} beside the base")
     out: dict[str, str] = {}

@@ -100,3 +100,14 @@ def test_api_key_never_reaches_the_cache(tmp_path, monkeypatch):
 def test_unknown_config_key_is_refused():
     with pytest.raises(ValueError, match="retries"):
         EndpointConfig(base_url="http://x/v1", model="m", retries=3)
+
+
+def test_leaving_map_early_cancels_jobs_not_started():
+    b = Behaviour(delay=0.3)
+    jobs = [([{"role": "user", "content": f"问题{i}"}], {}) for i in range(20)]
+    with ServerThread(b) as srv:
+        client = ChatClient(EndpointConfig(base_url=srv.url, model="m", concurrency=2))
+        results = client.map(jobs)
+        next(results)
+        results.close()  # what Ctrl-C does to the loop that consumes map()
+    assert len(b.requests) <= 4  # the two in flight, maybe two more started meanwhile; never all 20

@@ -36,9 +36,9 @@ def _shown(pane) -> bool:
 
 def _wait(state: AppState, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
-    while not (state.probes or state.problem) and time.monotonic() < deadline:
+    while state.loading and time.monotonic() < deadline:
         time.sleep(0.3)
-    assert state.probes or state.problem, f"models not loaded in {timeout} s: {state.engine.state}"
+    assert not state.loading, f"models not loaded in {timeout} s: {state.engine.state}"
 
 
 @pytest.fixture(scope="module")

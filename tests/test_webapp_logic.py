@@ -82,3 +82,18 @@ def test_unfinished_thought_is_marked():
 
 def test_prompt_limits():
     assert check_prompt("  ") and check_prompt("x" * (MAX_PROMPT_CHARS + 1)) and check_prompt("你好") is None
+
+
+def test_a_prompt_before_the_models_are_loaded_is_a_message_not_a_hang(tmp_path):
+    from llamafactory_ext.serve.app import LOADING, AppState, run_compare
+    from llamafactory_ext.serve.engine import Engine, Settings
+
+    state = AppState(Engine({"model_name_or_path": "m", "template": "qwen3"}, {}), tmp_path)
+    assert list(run_compare(state, "你好", Settings(), False)) == [([], [], [], LOADING, None)]
+
+
+def test_the_chat_recipes_adapter_becomes_a_column():
+    from llamafactory_ext.webapp import adapters_from
+
+    assert adapters_from([], {"adapter_name_or_path": "saves/x/sft"}) == {"tuned": "saves/x/sft"}
+    assert adapters_from(["a=p"], {"adapter_name_or_path": "saves/x/sft"}) == {"a": "p"}

@@ -78,14 +78,19 @@ class ChatClient:
     def map(self, jobs: Iterable[tuple[list[dict], dict]], prompt_version: str = "",
             on_done: Callable[[int, Completion | EndpointError], None] | None = None) -> Iterator[
                 tuple[int, Completion | EndpointError]]:
-        """Run jobs with at most ``concurrency`` in flight; yields (index, Completion or EndpointError) as done."""
-        with ThreadPoolExecutor(self.config.concurrency) as pool:
+        """Run jobs with at most ``concurrency`` in flight; yields (index, Completion or EndpointError) as done.
+
+        On Ctrl-C (or any exit from the loop) jobs not yet started are cancelled: only those in flight finish."""
+        pool = ThreadPoolExecutor(self.config.concurrency)
+        try:
             futures = {pool.submit(self._safe, m, p, prompt_version): i for i, (m, p) in enumerate(jobs)}
             for future in as_completed(futures):
                 result = (futures[future], future.result())
                 if on_done:
                     on_done(*result)
                 yield result
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _safe(self, messages: list[dict], params: dict, prompt_version: str) -> Completion | EndpointError:
         try:
@@ -133,8 +138,8 @@ class ChatClient:
             return EndpointError(f"{url}: refused the API key (HTTP {exc.status_code}) — set the environment "
                                  f"variable {self.config.api_key_env}")
         if isinstance(exc, openai.RateLimitError):
-            return EndpointError(f"{url}: still rate-limited (429) after {n} retries — lower --concurrency or raise "
-                                 "--max-retries; rerun to continue from the cache")
+            return EndpointError(f"{url}: still rate-limited (429) after {n} retries — lower --concurrency, wait, "
+                                 "and rerun to continue from the cache")
         if isinstance(exc, openai.APIStatusError):
             return EndpointError(f"{url}: HTTP {exc.status_code} ({_short(exc.message)}) after {n} retries — "
                                  "check the server log; rerun to continue from the cache")

@@ -3,7 +3,7 @@ answer (the answer is never rewritten), check what comes back, and attach it (DA
 dedup/split, so the split sees the final text).
 
 Checks (a rejected reply is reported and the sample keeps no reasoning; malformed tags are never inserted):
-- ``empty``: no text; ``tags``: think tags inside the reasoning; ``reference_phrasing``: "根据参考内容"-style
+- ``truncated``: the reply hit max_tokens; ``empty``: no text; ``tags``: think tags inside the reasoning; ``reference_phrasing``: "根据参考内容"-style
   phrases that give away that the answer was shown; ``shape``: the quality checks' analysis / conclusion missing
   or too short (data/quality.py); ``inconsistent``: under MIN_CONSISTENCY of the answer's key terms (numbers,
   Latin words, CJK bigrams of the answer's first 200 characters) appear in the reasoning.
@@ -117,6 +117,9 @@ def synthesize(samples: list[Sample], client, *, limit: int | None = None, param
             report.failed.append(f"{samples[i].origin}: {result}")
             continue
         report.cached += result.cached
+        if result.finish_reason == "length":  # cut off at max_tokens: the conclusion may be missing
+            _reject(out, i, "truncated", result.parsed.answer, report)
+            continue
         # a teacher that wrapped everything in think tags left no visible reply: check the raw text (→ "tags")
         text = result.parsed.answer or str(result.message.get("content") or "")
         _take(out, i, text, provenance, report)
@@ -126,12 +129,16 @@ def synthesize(samples: list[Sample], client, *, limit: int | None = None, param
 def _take(out: list[Sample], i: int, text: str, provenance: dict, report: SynthesisReport) -> None:
     reason = check(out[i], text)
     if reason:
-        report.rejected[reason] += 1
-        if len(report.examples) < 5:
-            report.examples.append(f"{out[i].origin}: rejected ({reason}): {text[:60]!r}")
+        _reject(out, i, reason, text, report)
         return
     report.accepted += 1
     out[i] = attach(out[i], text.strip(), provenance)
+
+
+def _reject(out: list[Sample], i: int, reason: str, text: str, report: SynthesisReport) -> None:
+    report.rejected[reason] += 1
+    if len(report.examples) < 5:
+        report.examples.append(f"{out[i].origin}: rejected ({reason}): {text[:60]!r}")
 
 
 def _last_assistant(sample: Sample) -> int | None:

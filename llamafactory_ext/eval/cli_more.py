@@ -53,6 +53,10 @@ def review_import(args: argparse.Namespace) -> int:
     new = rv.import_sheets(args.sheets, items, run_id)  # raises before anything is written
     path = args.review / "reviews.json"
     stored = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    again = sorted(set(stored) & set(new))
+    if again and not getattr(args, "replace", False):  # every reviewer returns "sheet.csv": name them apart
+        raise UsageError(f"reviewer(s) {', '.join(again)} already imported into {path} — rename each filled sheet "
+                         "after its reviewer (alice.csv, bob.csv), or pass --replace to overwrite their scores")
     reviews = {**stored, **new}
     summary = rv.summarize(reviews, mapping)
     _write({path: pl.dumps(reviews), args.review / "summary.json": pl.dumps(summary)})

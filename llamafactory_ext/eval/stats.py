@@ -28,5 +28,7 @@ def paired_bootstrap(base: Sequence[float], tuned: Sequence[float], n_boot: int 
 def compare(base: list[dict], tuned: list[dict], keys: Sequence[str]) -> dict[str, dict]:
     """paired_bootstrap for every metric in ``keys`` over per-sample score dicts of equal length."""
     if len(base) != len(tuned):
-        raise ValueError(f"base has {len(base)} samples, tuned {len(tuned)}: run both on the same test split")
+        from ..errors import UsageError
+
+        raise UsageError(f"base has {len(base)} samples, tuned {len(tuned)}: evaluate both on the same test split")
     return {k: paired_bootstrap([r[k] for r in base], [r[k] for r in tuned]) for k in keys}

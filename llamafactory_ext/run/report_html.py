@@ -80,6 +80,10 @@ def attempt_rows(data: RunData) -> list[list[Any]]:
 
 
 def next_commands(data: RunData) -> list[str]:
+    status = data.record.get("status")
+    if status and status != "done":  # a stopped (e.g. NaN) or failed run's weights are nothing to export
+        return [f"# the run ended '{status}': fix what the alerts say, then resume or retrain before evaluating",
+                f"python -m llamafactory_ext.train {data.record.get('recipe') or 'RECIPE.yaml'}"]
     recipe, out = data.record.get("recipe"), str(data.out)
     if recipe and recipe.endswith(".yaml"):
         stem = recipe[: -len(".yaml")]

@@ -79,7 +79,10 @@ def _run_worker(command: list[str], cwd: Path) -> int:
     # A session of its own: a terminal's Ctrl-C reaches the supervisor only, which forwards it exactly once.
     proc = subprocess.Popen(command, cwd=cwd, start_new_session=True)
     torchrun = "torch.distributed.run" in command
-    previous = signal.signal(signal.SIGINT, lambda s, f: _forward_sigint(proc, torchrun))
+    # SIGTERM / SIGHUP (kill, a dropped ssh session) become the same clean stop: the worker must never outlive us
+    # as an orphan still training into output_dir while a new run starts there.
+    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {s: signal.signal(s, lambda _s, _f: _forward_sigint(proc, torchrun)) for s in handled}
     try:
         while True:
             try:
@@ -87,7 +90,8 @@ def _run_worker(command: list[str], cwd: Path) -> int:
             except InterruptedError:
                 continue
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def _attempt(n: int, args: dict[str, Any], opts: Options, out: Path, cwd: Path,

@@ -21,6 +21,7 @@ MAX_COLUMNS = 4  # base + up to 3 adapters, the issue's target
 MAX_PROMPT_CHARS = 4000  # why: bounds the prompt's tokens on a small GPU; long documents belong in evaluate
 STATUS_SECONDS = 2.0
 PROBE = "请用一句话解释什么是对称加密。"
+LOADING = "模型加载与自检中，请稍候 / models are loading and self-testing — try again in a moment"
 
 
 @dataclass
@@ -28,24 +29,40 @@ class AppState:
     engine: Engine
     votes_dir: Path
     samples: list[dict] = field(default_factory=list)
-    problem: str | None = None  # load error or self-test failure: comparison refused, page still served
+    # load error, self-test failure, or still loading: comparison refused, page still served
+    problem: str | None = None
+    loading: bool = True  # until start() has loaded the models and run the self-test
     probes: list[Probe] = field(default_factory=list)
 
 
 def start(state: AppState) -> None:
     """Load lazily-declared models and run the self-test; failures become ``state.problem``, never exceptions."""
-    from ..errors import ExtError
+    try:
+        _start(state)
+    finally:
+        state.loading = False
 
+
+def _start(state: AppState) -> None:
     try:
         state.engine.load()
-    except (ExtError, OSError, ValueError) as exc:
-        state.problem, state.engine.state = f"加载失败 / load failed: {exc}", "load failed"
+    except Exception as exc:  # noqa: BLE001 — the page must keep serving and say why (bad config, OOM, PEFT refusal)
+        state.problem, state.engine.state = f"加载失败 / load failed: {_first_line(exc)}", "load failed"
         return
-    cols = state.engine.columns
-    answers, _ = state.engine.generate(PROBE, Settings(max_new_tokens=8, greedy=True), cols)
-    logits = state.engine.probe_logits(PROBE, cols)
+    try:
+        cols = state.engine.columns
+        answers, _ = state.engine.generate(PROBE, Settings(max_new_tokens=8, greedy=True), cols)
+        logits = state.engine.probe_logits(PROBE, cols)
+    except Exception as exc:  # noqa: BLE001 — no self-test, no comparison
+        state.problem = f"自检失败 / self-test could not run: {_first_line(exc)}"
+        return
     state.probes = [Probe(a.column, a.text, lg) for a, lg in zip(answers, logits, strict=True)]
     state.problem = verdict(state.probes)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0][:300]}" if lines else type(exc).__name__
 
 
 def messages(text: str) -> list[dict]:
@@ -84,7 +101,7 @@ def run_compare(state: AppState, prompt: str, settings: Settings, blind: bool):
     """Generator of (labels, texts, stats, note, round_id) snapshots while the columns stream."""
     from .votes import record_round
 
-    problem = state.problem or check_prompt(prompt)
+    problem = LOADING if state.loading else state.problem or check_prompt(prompt)
     if problem:
         yield [], [], [], problem, None
         return
@@ -109,7 +126,16 @@ def _stream(state: AppState, prompt: str, settings: Settings, cols: list[str], l
         return holder["s"]
 
     result: dict = {}
-    worker = threading.Thread(target=lambda: result.update(out=state.engine.generate(prompt, settings, cols, factory)))
+
+    def work() -> None:
+        try:
+            result["out"] = state.engine.generate(prompt, settings, cols, factory)
+        except Exception as exc:  # noqa: BLE001 — shown in the page, the app keeps serving
+            result["error"] = _first_line(exc)
+        finally:
+            made.set()
+
+    worker = threading.Thread(target=work)
     worker.start()
     made.wait(timeout=600)
     texts = [""] * len(cols)
@@ -121,6 +147,9 @@ def _stream(state: AppState, prompt: str, settings: Settings, cols: list[str], l
         texts[event[0]] = event[1]
         yield labels, list(texts), [""] * len(cols), "", round_id
     worker.join()
+    if "error" in result:
+        yield labels, list(texts), [""] * len(cols), f"生成失败 / generation failed: {result['error']}", round_id
+        return
     answers = result.get("out", ([], None))[0]
     stats = [stats_line(a.tokens, a.ttft, a.latency) for a in answers]
     yield labels, [a.text for a in answers] or texts, stats, "", round_id

@@ -107,6 +107,9 @@ def _message(m: object, i: int, path: str, line: int, d: Dialect) -> Turn:
     if unknown:
         raise DataError(path, line, f"message {i} has unknown key(s) {', '.join(sorted(unknown))}",
                         f"keep only {d.role_key}, {d.content_key}" + (f", {', '.join(sorted(d.extra_keys))}" if d.extra_keys else ""))
+    if m.get("weight") == 0:  # OpenAI's "do not train this turn": LF 0.9.5 would train it anyway
+        raise DataError(path, line, f"message {i} has weight 0, but LLaMA-Factory 0.9.5 trains every assistant turn "
+                        "(no per-message weights)", "remove that turn (or the row), or drop the weight key to train it")
     role = d.roles.get(m.get(d.role_key))  # type: ignore[arg-type]
     if role is None:
         raise DataError(path, line, f"message {i} has unrecognized {d.role_key} {m.get(d.role_key)!r}",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterable, Iterator
 
@@ -43,6 +44,8 @@ def text_field(value: object, key: str, path: str, line: int) -> str:
                         f"make '{key}' a string")
     if value is None:
         return ""
+    if isinstance(value, float) and not math.isfinite(value):  # JSON's NaN / Infinity would become "nan"
+        raise DataError(path, line, f"'{key}' is {value} (not a number), expected a string", f"write '{key}' as text")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
     if not isinstance(value, str):
