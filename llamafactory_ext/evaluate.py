@@ -65,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("eval_dir", type=Path)
     r.add_argument("--review", type=Path, help="review folder with summary.json")
     r.add_argument("--export", type=Path, help="export dir with export_metadata.json")
+    r.add_argument("--votes", type=Path, help="the web app's --votes-dir: blind A/B votes → Bradley–Terry ranking")
     r.add_argument("--train-dir", type=Path, help="training output dir (all_results.json: train vs eval loss)")
     r.add_argument("--out", type=Path, help="default EVAL_DIR/eval_report.html")
     return p

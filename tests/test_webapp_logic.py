@@ -97,3 +97,23 @@ def test_the_chat_recipes_adapter_becomes_a_column():
 
     assert adapters_from([], {"adapter_name_or_path": "saves/x/sft"}) == {"tuned": "saves/x/sft"}
     assert adapters_from(["a=p"], {"adapter_name_or_path": "saves/x/sft"}) == {"a": "p"}
+
+
+def test_blind_votes_are_read_back_by_evaluate_report(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    from llamafactory_ext.evaluate import main as evaluate
+
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    fixture = Path(__file__).parent / "fixtures" / "eval" / "predictions_zh.jsonl"
+    shutil.copy(fixture, pred / "generated_predictions.jsonl")
+    assert evaluate(["metrics", str(pred)]) == 0
+    for i, outcome in enumerate(["b", "b", "a", "tie"]):
+        record_round(tmp_path / "votes", f"r{i}", "问", "base", "tuned")
+        record_vote(tmp_path / "votes", f"r{i}", outcome)
+    assert evaluate(["report", str(pred / "eval"), "--votes", str(tmp_path / "votes")]) == 0
+    page = (pred / "eval" / "eval_report.html").read_text(encoding="utf-8")
+    section = page[page.index("Blind pairwise votes"):]
+    assert section.index("tuned") < section.index("base")  # 2.5 wins to 1.5: tuned ranks first

@@ -90,6 +90,16 @@ def _json(path: Path | None):
     return json.loads(path.read_text(encoding="utf-8")) if path and path.is_file() else None
 
 
+def _ranked_votes(folder):
+    from ..serve.ranking import rank
+    from ..serve.votes import read_votes
+
+    votes = read_votes(folder)
+    if not votes:
+        raise UsageError(f"--votes {folder}: no blind votes there (votes.jsonl + blind_map.jsonl from the web app)")
+    return rank(votes)
+
+
 def report(args: argparse.Namespace) -> int:
     from . import report_html
 
@@ -104,6 +114,7 @@ def report(args: argparse.Namespace) -> int:
     data = {"totals": totals["metrics"], "rows": rows, "per": per, "compare": _json(d / "compare.json"),
             "thinking": totals["thinking"], "terms": totals["terms"], "ppl": _json(d / "perplexity.json"),
             "review": review, "export": _json(args.export / "export_metadata.json") if args.export else None,
+            "votes": _ranked_votes(args.votes) if args.votes else None,
             "recommendations": recommend(totals["terms"], totals["thinking"], losses, review)}
     out = args.out or d / "eval_report.html"
     _write({out: report_html.render(data)})

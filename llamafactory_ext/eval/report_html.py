@@ -92,6 +92,15 @@ def review_section(r: dict) -> str:
             + "<h3>To adjudicate</h3>" + _table(["item", "system", "dimension", "scores"], q))
 
 
+def votes_section(ranked: list) -> str:
+    """Blind A/B votes from the web app (serve/votes.py), ranked by Bradley–Terry with bootstrap 95% CIs."""
+    rows = [[i, r.name, f"{r.score:+.2f}", f"[{r.low:+.2f}, {r.high:+.2f}]", r.games] for i, r in enumerate(ranked, 1)]
+    return ("<h2>Blind pairwise votes</h2>" + _table(["rank", "system", "Bradley–Terry log-strength",
+                                                     "95% CI (bootstrap)", "games"], rows)
+            + "<p><small>Ties count half a win each, both-bad counts nothing; half a pseudo-win per compared pair keeps "
+              "an unbeaten system finite.</small></p>")
+
+
 def export_section(m: dict) -> str:
     v = m["verdict"]
     cls, word = ("ok", "VERIFIED") if v["verified"] else ("bad", "NOT VERIFIED")
@@ -113,7 +122,8 @@ def render(data: dict) -> str:
     if data.get("rows"):
         parts.append(examples_section(data["rows"], data["per"]))
     for key, fn in (("compare", compare_section), ("thinking", thinking_section), ("terms", terms_section),
-                    ("ppl", ppl_section), ("review", review_section), ("export", export_section),
+                    ("ppl", ppl_section), ("review", review_section), ("votes", votes_section),
+                    ("export", export_section),
                     ("recommendations", recs_section)):
         if data.get(key):
             parts.append(fn(data[key]))
