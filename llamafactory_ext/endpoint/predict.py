@@ -18,32 +18,53 @@ _THINK_BLOCK = re.compile(r"^\s*<think>\n.*?\n</think>\n\n", re.S)
 
 def split_rows(dataset_dir: Path, name: str, split: str = "test") -> tuple[Path, Iterator[dict]]:
     """The rows of entry ``NAME_SPLIT`` as chat messages, read through its dataset_info entry."""
+    return entry_rows(dataset_dir, f"{name}_{split}")
+
+
+def entry_rows(dataset_dir: Path, key: str) -> tuple[Path, Iterator[dict]]:
+    """The rows of any dataset_info entry as ``{"line": n, "messages": [{"role", "content"}, …]}`` — the one reader
+    of LF rows for evaluation, perplexity, served predictions and export (alpaca system/history included)."""
     info_path = dataset_dir / "dataset_info.json"
     try:
         info = json.loads(info_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise UsageError(f"{info_path}: cannot read ({exc}) — pass --dataset-dir, the folder build_dataset wrote") from None
-    key = f"{name}_{split}"
     if key not in info:
-        raise UsageError(f"{info_path}: no entry '{key}' — build the dataset first or pick another --split")
+        raise UsageError(f"{info_path}: no entry '{key}' — build the dataset first, or name one of: "
+                         f"{', '.join(sorted(info)[:12])}")
     entry = info[key]
     path = dataset_dir / entry["file_name"]
     return path, _messages_rows(path, entry)
 
 
 def _messages_rows(path: Path, entry: dict) -> Iterator[dict]:
-    to_messages = _from_alpaca if entry.get("formatting") == "alpaca" else _from_sharegpt(entry)
+    to_messages = _from_alpaca(entry) if entry.get("formatting", "alpaca") == "alpaca" else _from_sharegpt(entry)
+    for n, row in _json_rows(path):
+        try:
+            yield {"line": n, "messages": to_messages(row)}
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DataError(str(path), n, f"not a row of this entry ({type(exc).__name__}: {exc})",
+                            "rebuild the dataset with build_dataset") from None
+
+
+def _json_rows(path: Path) -> Iterator[tuple[int | None, object]]:
+    """(line, row) of a JSONL file, (None, row) of a JSON array file."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise DataError(str(path), None, f"cannot read ({exc.strerror})", "rebuild the dataset") from None
-    for n, line in enumerate(lines, 1):
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(str(path), None, f"cannot read ({exc})", "rebuild the dataset") from None
+    if path.suffix == ".json":
+        try:
+            yield from ((None, row) for row in json.loads(text))
+        except ValueError as exc:
+            raise DataError(str(path), None, f"not a JSON array ({exc})", "rebuild the dataset") from None
+        return
+    for n, line in enumerate(text.splitlines(), 1):
         if line.strip():
             try:
-                yield {"line": n, "messages": to_messages(json.loads(line))}
-            except (ValueError, KeyError, TypeError) as exc:
-                raise DataError(str(path), n, f"not a row of this entry ({type(exc).__name__}: {exc})",
-                                "rebuild the dataset with build_dataset") from None
+                yield n, json.loads(line)
+            except ValueError as exc:
+                raise DataError(str(path), n, f"not JSON ({exc})", "rebuild the dataset") from None
 
 
 def _from_sharegpt(entry: dict) -> Callable[[dict], list[dict]]:
@@ -55,12 +76,18 @@ def _from_sharegpt(entry: dict) -> Callable[[dict], list[dict]]:
     return lambda row: [{"role": names[m[role]], "content": m[content]} for m in row[key]]
 
 
-def _from_alpaca(row: dict) -> list[dict]:
-    msgs = [{"role": "system", "content": row["system"]}] if row.get("system") else []
-    for q, a in row.get("history") or []:
-        msgs += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
-    prompt = row["instruction"] + ("\n" + row["input"] if row.get("input") else "")
-    return msgs + [{"role": "user", "content": prompt}, {"role": "assistant", "content": row["output"]}]
+def _from_alpaca(entry: dict) -> Callable[[dict], list[dict]]:
+    cols = {"prompt": "instruction", "query": "input", "response": "output", "system": "system",
+            "history": "history", **entry.get("columns", {})}
+
+    def to_messages(row: dict) -> list[dict]:
+        msgs = [{"role": "system", "content": row[cols["system"]]}] if row.get(cols["system"]) else []
+        for q, a in row.get(cols["history"]) or []:
+            msgs += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
+        prompt = "\n".join(x for x in (row[cols["prompt"]], row.get(cols["query"])) if x)  # LF joins with \n
+        return msgs + [{"role": "user", "content": prompt}, {"role": "assistant", "content": row[cols["response"]]}]
+
+    return to_messages
 
 
 def request_params(recipe: dict) -> dict:

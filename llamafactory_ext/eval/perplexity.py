@@ -6,11 +6,10 @@ so the number is the exponent of the same loss LF's ``eval_loss`` averages — b
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
-from ..errors import DataError, UsageError
+from ..errors import UsageError
 
 DEFINITIONS = {
     "perplexity": "token-weighted corpus perplexity: exp(Σ NLL over all label tokens / number of label tokens); "
@@ -19,34 +18,11 @@ DEFINITIONS = {
 }
 
 
-def read_split(dataset_dir: Path, name: str) -> list[dict]:
-    """Rows of dataset ``name`` as LF messages: [{"role": user|assistant|system, "content": str}, …]."""
-    info_path = dataset_dir / "dataset_info.json"
-    try:
-        entry = json.loads(info_path.read_text(encoding="utf-8"))[name]
-    except FileNotFoundError:
-        raise UsageError(f"{info_path} not found: pass --dataset-dir, the folder build_dataset wrote") from None
-    except KeyError:
-        raise UsageError(f"{info_path}: no dataset '{name}' — pass one of its names to --dataset") from None
-    path = dataset_dir / entry["file_name"]
-    text = path.read_text(encoding="utf-8")
-    rows = [json.loads(x) for x in text.splitlines() if x.strip()] if path.suffix == ".jsonl" else json.loads(text)
-    return [_messages(r, entry, path, n) for n, r in enumerate(rows, 1)]
+def read_split(dataset_dir: Path, name: str) -> list[list[dict]]:
+    """Rows of dataset entry ``name`` as LF messages (the shared reader: alpaca system and history included)."""
+    from ..endpoint.predict import entry_rows
 
-
-def _messages(row: dict, entry: dict, path: Path, n: int) -> list[dict]:
-    if entry.get("formatting", "alpaca") == "alpaca":
-        cols = {"prompt": "instruction", "query": "input", "response": "output", **entry.get("columns", {})}
-        user = "\n".join(x for x in (row.get(cols["prompt"]), row.get(cols["query"])) if x)
-        return [{"role": "user", "content": user}, {"role": "assistant", "content": row[cols["response"]]}]
-    tags = {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt",
-            "system_tag": "system", **entry.get("tags", {})}
-    roles = {tags["user_tag"]: "user", tags["assistant_tag"]: "assistant", tags["system_tag"]: "system"}
-    msgs = row[entry.get("columns", {}).get("messages", "conversations")]
-    try:
-        return [{"role": roles[m[tags["role_tag"]]], "content": m[tags["content_tag"]]} for m in msgs]
-    except KeyError as e:
-        raise DataError(str(path), n, f"unknown role or key {e}", "use the roles named in dataset_info tags") from None
+    return [row["messages"] for row in entry_rows(dataset_dir, name)[1]]
 
 
 def encode(rows: list[list[dict]], tokenizer, template: str, cutoff_len: int, enable_thinking: bool = True):
