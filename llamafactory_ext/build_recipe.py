@@ -27,6 +27,8 @@ DEFAULT_GPU = "1x24GB"  # why: the common single card of our users (RTX 3090/409
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    from .recipe.strategies import PARALLEL_CHOICES
+
     p = argparse.ArgumentParser(prog="python -m llamafactory_ext.build_recipe", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="qwen3-4b-thinking", help="model preset, hub id or its last part")
@@ -54,6 +56,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="replace a recipe file of another dataset, and start afresh in an output folder that holds "
                         "another run's checkpoints (writes overwrite_output_dir: true)")
     p.add_argument("--force", action="store_true", help="write a plan that does not fit the GPU (flagged in it)")
+    p.add_argument("--parallel", default="auto", choices=PARALLEL_CHOICES,
+                   help="parallel strategy (LF's: DDP, DeepSpeed ZeRO-2/3 ± offload, FSDP, FSDP+QLoRA, AutoTP, "
+                        "Megatron); auto = the fastest that fits; the plan prints the alternatives")
     p.add_argument("--seeds", action="store_true", help="regenerate the committed seed recipes and exit")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p.parse_args(argv)
@@ -78,6 +83,7 @@ def _seeds(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     """Check every input, plan, render and (with --check) validate in memory, then write it all in one step."""
     from . import io
+    from .recipe.parallel import select
     from .recipe.plan import Choices, plan
 
     _check_args(args)
@@ -93,7 +99,10 @@ def run(args: argparse.Namespace) -> int:
                       saves=args.saves, recipes_dir=args.out.as_posix(), calib_windows=_windows(passages),
                       stem=args.stem, cpus=_cpus(hw), overwrite=args.overwrite, force=args.force)
     result = plan(preset, model_path, facts, hw, choices)
-    texts, written = render_plan(result, args.out, None, args.set, hw, preset, force=args.force)
+    parallel = select(result, preset, hw, args.parallel, args.out.as_posix(), args.force)
+    texts, written = render_plan(result, args.out, None, [*parallel.overrides, *args.set], hw, preset,
+                                 force=args.force)
+    texts |= _parallel_files(parallel, result, texts, written, hw, args)
     if result.gptq is not None:
         texts[calib] = io.jsonl_text(passages)
     _refuse_conflicts(result, texts, written, args)
@@ -102,6 +111,25 @@ def run(args: argparse.Namespace) -> int:
     io.write_files(texts)
     _print_next(result, written, hw, args.dataset_dir)
     return 0
+
+
+def _parallel_files(parallel, result, texts: dict[Path, str], written: dict[str, Path], hw, args) -> dict[Path, str]:
+    """The chosen strategy's config files (instead of the planner's DeepSpeed JSON when switched), its table, and
+    the launch scripts for several GPUs or nodes."""
+    from .recipe import launch
+    from .recipe.parallel import notes
+
+    for line in notes(parallel):
+        print(line)
+    files = {args.out / rel: text for rel, text in parallel.files.items()}
+    if parallel.switched:
+        for path in [p for p in texts if p.suffix == ".json" and p.parent.name == "deepspeed"]:
+            del texts[path]  # the planner's own JSON, no longer referenced
+    if hw.world_size > 1:
+        train = written[""]
+        files |= {args.out / n: t for n, t in launch.artefacts(train.as_posix(), parallel.chosen.name, hw,
+                                                                hw.nodes, texts[train]).items()}
+    return files
 
 
 def _check_args(args: argparse.Namespace) -> None:
