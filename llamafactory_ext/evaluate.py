@@ -171,7 +171,8 @@ def _served_predictions(args: argparse.Namespace, cfg: dict) -> Path:
         raise UsageError(f"{len(failures)} request(s) failed; first: {failures[0]} — rerun: finished ones are cached")
     _write({folder / "generated_predictions.jsonl": _jsonl(preds)})
     provenance = args.dataset_dir / f"{args.name}.provenance.jsonl"
-    args.provenance = args.provenance or (provenance if provenance.is_file() else None)
+    # the provenance file's term sets are read for the test split's rows: other splits tag their references instead
+    args.provenance = args.provenance or (provenance if provenance.is_file() and args.split == "test" else None)
     args.out = args.out or folder / "eval"
     return folder
 
