@@ -83,7 +83,7 @@ def _seeds(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     """Check every input, plan, render and (with --check) validate in memory, then write it all in one step."""
     from . import io
-    from .recipe.parallel import select
+    from .recipe.parallel import notes, select, with_strategy_files
     from .recipe.plan import Choices, plan
 
     _check_args(args)
@@ -102,7 +102,9 @@ def run(args: argparse.Namespace) -> int:
     parallel = select(result, preset, hw, args.parallel, args.out.as_posix(), args.force)
     texts, written = render_plan(result, args.out, None, [*parallel.overrides, *args.set], hw, preset,
                                  force=args.force)
-    texts |= _parallel_files(parallel, result, texts, written, hw, args)
+    for line in notes(parallel):
+        print(line)
+    texts = with_strategy_files(parallel, texts, written, hw, args.out)
     if result.gptq is not None:
         texts[calib] = io.jsonl_text(passages)
     _refuse_conflicts(result, texts, written, args)
@@ -111,25 +113,6 @@ def run(args: argparse.Namespace) -> int:
     io.write_files(texts)
     _print_next(result, written, hw, args.dataset_dir)
     return 0
-
-
-def _parallel_files(parallel, result, texts: dict[Path, str], written: dict[str, Path], hw, args) -> dict[Path, str]:
-    """The chosen strategy's config files (instead of the planner's DeepSpeed JSON when switched), its table, and
-    the launch scripts for several GPUs or nodes."""
-    from .recipe import launch
-    from .recipe.parallel import notes
-
-    for line in notes(parallel):
-        print(line)
-    files = {args.out / rel: text for rel, text in parallel.files.items()}
-    if parallel.switched:
-        for path in [p for p in texts if p.suffix == ".json" and p.parent.name == "deepspeed"]:
-            del texts[path]  # the planner's own JSON, no longer referenced
-    if hw.world_size > 1:
-        train = written[""]
-        files |= {args.out / n: t for n, t in launch.artefacts(train.as_posix(), parallel.chosen.name, hw,
-                                                                hw.nodes, texts[train]).items()}
-    return files
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -269,6 +252,7 @@ def render_plan(result, out: Path, stem: str | None, overrides: Sequence[str], h
     """YAML text of every recipe (+ the DeepSpeed JSON the train recipe references), nothing written. Every text
     reads back (yaml.safe_load) to exactly the planned keys."""
     from .recipe.render import render
+    from .recipe.reprice import recheck
 
     _refuse_path_overrides(overrides)
     stem = stem or result.stem
@@ -276,7 +260,7 @@ def render_plan(result, out: Path, stem: str | None, overrides: Sequence[str], h
     for suffix, recipe in result.recipes.items():
         recipe = _override(recipe, overrides, suffix)
         if suffix == "" and overrides:
-            _recheck(result, recipe, preset, hw, force)
+            recheck(result, recipe, preset, hw, force)
         path = out / f"{stem}{suffix}.yaml"
         texts[path] = render(recipe, header=_header(result, recipe, path, hw))
         _reads_back(texts[path], recipe, path)
@@ -311,52 +295,6 @@ def _refuse_path_overrides(overrides: Sequence[str]) -> None:
         if key in PATH_KEYS:
             raise UsageError(f"--set {key}=…: the recipe set links its outputs through {', '.join(PATH_KEYS)}; "
                              "move them all with --saves DIR (and name the files with --stem)")
-
-
-def _recheck(result, train, preset, hw, force: bool = False) -> None:
-    """Overrides skip the planner: re-apply the thinking-only rule and re-price memory with every memory-relevant
-    key (batch, cutoff, packing, quantization, checkpointing, liger, attention, DeepSpeed, precision)."""
-    from .errors import RecipeError
-    from .recipe.memory import estimate, fits
-
-    if preset is not None and preset.reasoning == "thinking_only" and (
-            train.value("template") != preset.template or train.value("enable_thinking") is False):
-        raise UsageError(f"{preset.key} thinks in every answer: keep template {preset.template} and enable_thinking "
-                         "true, or plan for an instruct model (e.g. --model qwen3-4b-instruct)")
-    s = result.layout.setup
-    new = _setup_of(train, s, hw)
-    if new == s or hw.gpu is None or preset is None:
-        return
-    est = estimate(preset.shape, new)
-    ok = fits(est, hw.gpu.vram_gib)
-    what = (f"batch {new.batch}, cutoff {new.cutoff_len}, packing {'on' if new.packing or new.neat_packing else 'off'}, "
-            f"checkpointing {'on' if new.grad_ckpt else 'off'}, ZeRO {new.zero_stage or 'off'}")
-    if not ok and not force:
-        raise RecipeError(f"--set: the changed recipe needs ~{est.need_gib:.1f} GiB of {hw.gpu.vram_gib:g} GiB per "
-                          f"GPU ({what}) and does not fit: drop or lower the override, or pass --force to write it")
-    verdict = "fits" if ok else "DOES NOT FIT (written because of --force; expect OOM)"
-    result.notes.append(f"after --set: ~{est.need_gib:.1f} GiB needed of {hw.gpu.vram_gib:g} GiB ({verdict}; {what})")
-
-
-def _setup_of(train, s, hw):
-    """The TrainSetup a (possibly overridden) train recipe runs."""
-    from dataclasses import replace
-
-    from .recipe.rules import zero_stage
-
-    ds = train.value("deepspeed")
-    zero = zero_stage(ds) or 0
-    offload = bool(ds) and "offload" in Path(ds).name
-    cutoff = train.value("cutoff_len") or 2048
-    return replace(s, batch=train.value("per_device_train_batch_size"), cutoff_len=cutoff, longest_row=cutoff,
-                   packing=bool(train.value("packing")), neat_packing=bool(train.value("neat_packing")),
-                   quant_bit=train.value("quantization_bit"), grad_ckpt=not train.value("disable_gradient_checkpointing"),
-                   liger=bool(train.value("enable_liger_kernel")) and s.liger,
-                   attention="eager" if train.value("flash_attn") == "disabled" else "sdpa",
-                   act_bytes=4 if train.value("fp16") else s.act_bytes,
-                   grad_accum=train.value("gradient_accumulation_steps") or 1,
-                   zero_stage=zero, n_gpus=hw.world_size or 1,
-                   offload_optimizer=offload and zero > 0, offload_params=offload and zero == 3)
 
 
 def _override(recipe, overrides: Sequence[str], suffix: str):

@@ -62,3 +62,18 @@ def notes(choice: Choice) -> list[str]:
     if choice.switched:
         lines.append(f"switched the train recipe to --parallel {choice.chosen.name}: " + ", ".join(choice.overrides))
     return lines
+
+
+def with_strategy_files(choice: Choice, texts: dict, written: dict, hw, out) -> dict:
+    """``texts`` plus the chosen strategy's config files (instead of the planner's DeepSpeed JSON when switched)
+    and, for several GPUs or nodes, the launch files next to the train recipe."""
+    from . import launch
+
+    files = {k: v for k, v in texts.items()
+             if not (choice.switched and k.suffix == ".json" and k.parent.name == "deepspeed")}  # no longer referenced
+    files |= {out / rel: text for rel, text in choice.files.items()}
+    if hw.world_size > 1:
+        train = written[""]
+        made = launch.artefacts(train.as_posix(), choice.chosen.name, hw, hw.nodes, texts[train])
+        files |= {out / name: text for name, text in made.items()}
+    return files
