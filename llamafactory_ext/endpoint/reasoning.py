@@ -7,12 +7,8 @@ only ``…</think>`` when the chat template pre-fills the opening tag (Qwen3-Thi
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-
-_OPEN, _CLOSE = "<think>", "</think>"
-_TAG = re.compile(r"</?think(?:ing)?>")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,23 +37,17 @@ def parse_message(message: Mapping) -> Parsed:
 
 
 def parse_text(text: str) -> Parsed:
-    """Inline reasoning in generated text: ``<think>R</think>A``, pre-filled ``R</think>A``, unclosed ``<think>R``."""
-    body = text.lstrip()
-    if body.startswith(_OPEN):
-        body = body[len(_OPEN):]
-        if _CLOSE not in body:
-            return Parsed(body.strip(), "", "inline", closed=False)
-        reasoning, answer = body.split(_CLOSE, 1)
-        return Parsed(reasoning.strip(), answer.strip(), "inline")
-    if _CLOSE in body and _OPEN not in body.split(_CLOSE, 1)[0]:
-        reasoning, answer = body.split(_CLOSE, 1)
-        return Parsed(reasoning.strip(), answer.strip(), "prefilled")
-    return Parsed(None, text.strip(), "none")
+    """Inline reasoning in generated text: ``<think>R</think>A``, pre-filled ``R</think>A``, unclosed ``<think>R``.
 
+    One rule set with the evaluation's compliance check (eval/thinking.py), so the app, synthesis and the metrics
+    agree on where a thought ends; a doubled or misplaced thought keeps its first block as the reasoning."""
+    from ..eval.thinking import split_reasoning
 
-def leaked_tags(answer: str) -> bool:
-    """True when the answer still holds a think tag (a doubled or malformed thought)."""
-    return bool(_TAG.search(answer))
+    split = split_reasoning(text)
+    if split.form == "missing":
+        return Parsed(None, split.answer, "none")
+    form = "prefilled" if split.form == "prefilled" else "inline"
+    return Parsed(split.thought, split.answer, form, closed=split.form != "unclosed")
 
 
 def _strip_leading(content: str) -> str:
