@@ -63,6 +63,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--strict-reasoning", action="store_true", help="drop samples whose reasoning fails the checks")
     p.add_argument("--require-reasoning", action="store_true", help="drop samples without reasoning")
     add_synthesis_args(p)
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes for convert/normalize/tag/filter (default: every core this process may use); "
+                        "the output is the same for any number")
+    p.add_argument("--engine", choices=("local",), default="local",
+                   help="local: this machine's cores (the only engine in this release)")
     p.add_argument("--strict", action="store_true",
                    help="markdown: a question without an answer is an error (default: a counted, located drop)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing entry or data file of this name")
@@ -129,8 +134,9 @@ def _progress(args: argparse.Namespace):
     """A progress bar on stderr for inputs that take more than a couple of seconds (none with --quiet)."""
     from tqdm import tqdm
 
-    return lambda items: tqdm(items, desc=f"{args.source} records", unit=" rec", delay=2, disable=args.quiet,
-                              leave=False)
+    workers = _workers(args)
+    desc = f"{args.source} records" + (f" ({workers} workers)" if workers > 1 else "")
+    return lambda items: tqdm(items, desc=desc, unit=" rec", delay=2, disable=args.quiet, leave=False)
 
 
 def _options(args: argparse.Namespace):
@@ -142,6 +148,9 @@ def _options(args: argparse.Namespace):
     if not NAME_RE.fullmatch(args.name) or ".." in args.name:
         raise UsageError(f"--name {args.name!r}: it names files inside --out and dataset_info.json keys — "
                          "use letters, digits, '_', '-', '.' only (no '/', no '..', not starting with '.')")
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers {args.workers}: must be at least 1 — pass 1 for one process, or leave it out "
+                         "to use every core")
     if args.sample < 1:
         raise UsageError(f"--sample {args.sample}: must be at least 1 — pass how many Belle rows to use, e.g. 2000")
     if args.out.exists() and not args.out.is_dir():
@@ -161,9 +170,15 @@ def _options(args: argparse.Namespace):
         near_dedup=not args.no_near_dedup, terms=not args.no_terms, lexicon=args.lexicon,
         strict_reasoning=args.strict_reasoning, require_reasoning=args.require_reasoning,
         strict=args.strict, exclude=(args.out,), allow_media=not preset or preset.multimodal,
-        media_root=args.media_dir, synthesize=synthesizer(args, args.quiet),
+        media_root=args.media_dir, synthesize=synthesizer(args, args.quiet), workers=_workers(args),
     )
     return opts, mode, preset
+
+
+def _workers(args: argparse.Namespace) -> int:
+    from .data.parallel import default_workers
+
+    return args.workers or default_workers()
 
 
 def _gate(result, preset) -> None:

@@ -45,3 +45,12 @@ def test_filters_drop_empty_and_long_and_flag_long():
     assert reasons == {1: "empty_response", 2: "empty_prompt", 3: "too_long"}
     flagged = [s for s in filter_samples(samples[2:3], max_chars=20, long="flag") if isinstance(s, Sample)]
     assert flagged and "too_long" in flagged[0].meta["flags"][0]
+
+
+def test_exact_key_keeps_operators_and_signs():
+    from llamafactory_ext.data.dedup import fingerprint
+
+    assert fingerprint("x>0") != fingerprint("x<0")
+    assert fingerprint("a+b") != fingerprint("a-b")
+    assert fingerprint("-5") != fingerprint("5")
+    assert fingerprint("你好，世界。") == fingerprint("你好 世界")  # formatting alone is still a duplicate

@@ -12,10 +12,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import DataError
-from ..records import TOOL_ROLES, Note, Sample, Skipped, Turn
+from ..records import Note, Sample, Skipped
+from . import parallel
 from . import split as splitting
-from .dedup import Drop, dedup
-from .filters import MAX_CHARS, filter_samples
+from .dedup import Deduper, Drop
+from .filters import MAX_CHARS
 
 SOURCES = ("alpaca", "sharegpt", "openai", "belle", "markdown")
 JSON_SUFFIXES = (".json", ".jsonl")
@@ -47,6 +48,7 @@ class BuildOptions:
     media_root: Path | None = None  # where relative media paths start (default: each data file's folder)
     # samples → (samples, summary): reasoning written by an endpoint for samples without it (endpoint/synthesis.py)
     synthesize: Callable[[list[Sample]], tuple[list[Sample], dict]] | None = None
+    workers: int = 1  # processes for the per-sample stages; the output is the same for any number
 
 
 @dataclass
@@ -72,24 +74,99 @@ class BuildResult:
 def build(opts: BuildOptions, progress: Callable[[Iterable], Iterable] = lambda items: items) -> BuildResult:
     """Run every stage; data errors are collected (the caller decides fail or skip), usage errors raise.
 
-    ``progress`` wraps the stream of converted records (the CLI passes a tqdm bar that shows after 2 s)."""
+    The per-sample stages run in ``opts.workers`` processes (data/parallel.py); the result does not depend on
+    that number. ``progress`` wraps the stream of processed records (the CLI passes a tqdm bar shown after 2 s)."""
     result = BuildResult(splits={})
-    converted = _separate(progress(read_and_convert(opts, result.files, result.warnings, result.skipped)), result)
-    result.counts["read"] = len(converted) + len(result.errors)
-    result.counts["converted"] = len(converted)
-    samples = [_normalize(s, opts.t2s) for s in converted] if opts.source != "markdown" else converted
+    stages = _stages(opts)
+    parallel.warm(stages)  # in this process: a bad --lexicon raises here, and forked workers inherit it all
+    decider = _Decider(opts, result)
+    converted = 0
+    kept: list[Sample] = []
+    for item in progress(parallel.run(_tasks(opts, stages, result), opts.workers)):
+        if isinstance(item, parallel.Outcome):
+            converted += 1
+            kept.append(item.sample) if opts.synthesize is not None else decider.add(item)
+        else:
+            _sort_item(item, result)
+    result.counts = {"read": converted + len(result.errors), "converted": converted}
     if opts.synthesize is not None:  # before the checks, dedup and split: they must see the final text
-        samples, result.synthesis = opts.synthesize(samples)
-    if opts.terms:
-        samples = tag_samples(samples, opts.lexicon)
-    samples = _stage(filter_samples(samples, max_chars=opts.max_chars, long=opts.long), result, "filtered")  # type: ignore[arg-type]
-    samples = _reasoning_stage(samples, opts, result)
-    samples = _stage(dedup(samples, near=opts.near_dedup), result, "deduplicated")
+        kept, result.synthesis = opts.synthesize(kept)
+        if stages.t2s is not None:  # the teacher's reasoning gets the same normalization as the rest of the data
+            kept = [parallel.normalize_sample(s, stages.t2s) if "reasoning_synth" in s.meta else s for s in kept]
+        stages = replace(stages, finish=True)
+        parallel.warm(stages)
+        tasks = (parallel.samples_task(stages, chunk) for chunk in parallel.chunked(kept))
+        for item in progress(parallel.run(tasks, opts.workers)):
+            decider.add(item)  # type: ignore[arg-type]
+    samples = decider.close()
     result.splits = splitting.split(samples, opts.ratios, opts.seed)
     warning = splitting.small_data_warning(result.splits)
     if warning:
         result.warnings.append(warning)
     return result
+
+
+def _stages(opts: BuildOptions) -> parallel.Stages:
+    return parallel.Stages(
+        t2s=None if opts.source == "markdown" else opts.t2s, terms=opts.terms, lexicon=opts.lexicon,
+        max_chars=opts.max_chars, long=opts.long, require_reasoning=opts.require_reasoning,
+        strict_reasoning=opts.strict_reasoning, near=opts.near_dedup, finish=opts.synthesize is None)
+
+
+def _tasks(opts: BuildOptions, stages: parallel.Stages, result: BuildResult) -> Iterator[tuple]:
+    """Work for the pool in input order: raw Belle lines (decoded in the workers), else converted items."""
+    if opts.source == "belle" and not _is_hub_id(opts.inputs):
+        yield from _belle_tasks(opts, stages, result)
+        return
+    items = read_and_convert(opts, result.files, result.warnings, result.skipped)
+    yield from (parallel.items_task(stages, chunk) for chunk in parallel.chunked(items))
+
+
+def _belle_tasks(opts: BuildOptions, stages: parallel.Stages, result: BuildResult) -> Iterator[tuple]:
+    from .sources.belle import sample_raw
+    from .sources.files import find_files
+
+    for path in find_files(list(opts.inputs), JSON_SUFFIXES, exclude=opts.exclude, skipped=result.skipped):
+        result.files.append(path)
+        try:
+            rows = sample_raw(path, opts.sample, opts.seed)
+        except DataError as err:
+            yield parallel.items_task(stages, [err])
+            continue
+        if len(rows) < opts.sample:
+            result.warnings.append(f"{path}: only {len(rows)} rows, fewer than --sample {opts.sample}: all were used")
+        for i, chunk in enumerate(parallel.chunked(rows)):
+            yield parallel.belle_task(stages, str(path), _media(opts), chunk, first=i == 0)
+
+
+class _Decider:
+    """The order-dependent decisions, fed one Outcome at a time in input order: stage counts, drops, dedup."""
+
+    def __init__(self, opts: BuildOptions, result: BuildResult):
+        self.result, self.deduper = result, Deduper()
+        self.drops: dict[str, list[Drop]] = {"filter": [], "reasoning": [], "dedup": []}
+        self.kept: list[Sample] = []
+        self.filtered = self.checked = 0
+
+    def add(self, o: parallel.Outcome) -> None:
+        if o.stage == "filter":
+            self.drops["filter"].append(o.drop)  # type: ignore[arg-type]
+            return
+        self.filtered += 1
+        self.result.quality.extend(o.issues)
+        if o.stage == "reasoning":
+            self.drops["reasoning"].append(o.drop)  # type: ignore[arg-type]
+            return
+        self.checked += 1
+        drop = self.deduper.check(o.sample, o.key, o.sig)
+        self.kept.append(o.sample) if drop is None else self.drops["dedup"].append(drop)
+
+    def close(self) -> list[Sample]:
+        """Kept samples; drops in stage order (filters, reasoning, dedup) as the sequential stages wrote them."""
+        r = self.result
+        r.drops += [d for stage in self.drops.values() for d in stage]
+        r.counts |= {"filtered": self.filtered, "reasoning_checked": self.checked, "deduplicated": len(self.kept)}
+        return self.kept
 
 
 Item = Sample | DataError | Skipped | Note
@@ -174,80 +251,22 @@ def _accepts(func: Callable, name: str) -> bool:
     return name in inspect.signature(func).parameters
 
 
-def _separate(items: Iterable[Item], result: BuildResult) -> list[Sample]:
-    """Sort the converters' stream: samples kept, errors, deliberate drops and notices collected."""
-    kept = []
-    for item in items:
-        if isinstance(item, Sample):
-            bad = _unencodable(item)
-            (result.errors if bad else kept).append(bad or item)  # type: ignore[arg-type]
-        elif isinstance(item, Skipped):
-            result.skipped.append(item)
-        elif isinstance(item, Note):
-            result.notes.append(item)
-        else:
-            result.errors.append(item)
-    return kept
-
-
-def _unencodable(s: Sample) -> DataError | None:
-    """A lone surrogate (e.g. a JSON escape \\ud800 without its pair) is not Unicode text: no tokenizer or writer
-    takes it, so the record is an error at its own line."""
-    try:
-        s.text.encode("utf-8")
-    except UnicodeEncodeError as e:
-        bad = e.object[e.start]
-        return DataError(s.source, s.line, f"lone surrogate \\u{ord(bad):04x} in the text (not valid Unicode)",
-                         "fix the escape: a \\ud800–\\udbff must be followed by its \\udc00–\\udfff pair, or remove it")
-    return None
-
-
-def _stage(items: Iterable[Sample | Drop], result: BuildResult, name: str) -> list[Sample]:
-    kept = []
-    for item in items:
-        (result.drops if isinstance(item, Drop) else kept).append(item)  # type: ignore[arg-type]
-    result.counts[name] = len(kept)
-    return kept
-
-
-def _normalize(s: Sample, t2s: str) -> Sample:
-    from .normalize import normalize
-
-    def n(text: str | None) -> str | None:
-        return normalize(text, t2s) if text else text
-
-    # tool calls and observations are JSON: punctuation normalization would change their arguments
-    turns = tuple(t if t.role in TOOL_ROLES else Turn(t.role, n(t.content) or "", n(t.reasoning)) for t in s.turns)
-    return s.with_(turns=turns, system=n(s.system) or "")
+def _sort_item(item: object, result: BuildResult) -> None:
+    """Errors, deliberate drops and notices from the converters, collected in input order."""
+    if isinstance(item, Skipped):
+        result.skipped.append(item)
+    elif isinstance(item, Note):
+        result.notes.append(item)
+    else:
+        result.errors.append(item)  # type: ignore[arg-type]
 
 
 def tag_samples(samples: list[Sample], lexicon: Path | None) -> list[Sample]:
     """Attach domain-term categories as ``tags`` (the split stratifies on them) and the terms in ``meta``."""
-    from .terms import load_lexicon, tag_terms
+    from .terms import load_lexicon
 
     lex = load_lexicon(lexicon)
-    out = []
-    for s in samples:
-        terms, categories = tag_terms(s.text, lex)
-        out.append(s.with_(tags=tuple(categories), meta={**s.meta, "terms": list(terms)}))
-    return out
-
-
-def _reasoning_stage(samples: list[Sample], opts: BuildOptions, result: BuildResult) -> list[Sample]:
-    from .quality import check_reasoning
-
-    kept = []
-    for s in samples:
-        issues = check_reasoning(s) if s.has_reasoning else []
-        result.quality.extend(issues)
-        if opts.require_reasoning and not s.has_reasoning:
-            result.drops.append(Drop(s, "no_reasoning", "--require-reasoning"))
-        elif opts.strict_reasoning and issues:
-            result.drops.append(Drop(s, "weak_reasoning", "; ".join(i.code for i in issues)))
-        else:
-            kept.append(s)
-    result.counts["reasoning_checked"] = len(kept)
-    return kept
+    return [parallel.tag(s, lex) for s in samples]
 
 
 def drop_counts(drops: Iterable[Drop]) -> dict[str, int]:
