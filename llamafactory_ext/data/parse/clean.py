@@ -6,7 +6,7 @@ author's. Parsing uses markdown-it-py with its own plugin collection, mdit-py-pl
 | syntax                                   | rule                                                              |
 |------------------------------------------|-------------------------------------------------------------------|
 | YAML front matter (``---`` … ``---``), or MkDocs meta-data lines (``author: …`` at the top, known keys) | blanked; a ``title:`` is kept as document metadata, never sample text |
-| admonition ``!!!``/``???``/``???+`` (admon) | marker line blanked, content dedented in place; only a placeholder (待补充, TODO, TBD, …) or nothing → blanked and dropped |
+| admonition ``!!!``/``???``/``???+`` (admon) | marker line blanked, content dedented in place; only a placeholder (待补充, to-do / tbd markers, …) or nothing → blanked and dropped |
 | content tab ``=== "C++"`` (pymdownx.tabbed, no plugin) | marker line blanked, content dedented in place              |
 | ``--8<--`` snippet include fence           | blanked and dropped: the code lives in another file               |
 | HTML comment (block or inline)           | removed                                                           |
@@ -29,8 +29,9 @@ from mdit_py_plugins.admon import admon_plugin
 from mdit_py_plugins.front_matter import front_matter_plugin
 
 # What authors leave in a section they mean to write later.
-PLACEHOLDER = re.compile(r"^[\s>*_`~（(【\[-]*(?:待补充|待完善|待更新|待续|未完待续|补充中|施工中|略|TODO|TBD|todo|tbd|FIXME|WIP|"
-                         r"coming soon|Coming Soon|占位)[\s。.…!！)）】\]*_`~-]*$")
+# (the English markers are matched case-insensitively: to-do, tbd, fix-me, wip, coming soon)
+PLACEHOLDER = re.compile(r"^[\s>*_`~（(【\[-]*(?:待补充|待完善|待更新|待续|未完待续|补充中|施工中|略|占位|"
+                         r"(?i:todo|tbd|fixme|wip|coming soon))[\s。.…!！)）】\]*_`~-]*$")
 _META = re.compile(r"^(title|author|authors|tags|description|date|summary|disqus|comments|hide|template|status|"
                    r"keywords|categories|category):[ \t]+(.*)$", re.IGNORECASE)
 _TAB = re.compile(r"^( *)=== +\"[^\"\n]*\" *$")

@@ -3,7 +3,7 @@
 | reason            | the answer (code fences aside) holds                                        |
 |-------------------|-----------------------------------------------------------------------------|
 | empty             | nothing                                                                     |
-| placeholder       | only a placeholder word: 待补充, 待完善, TODO, TBD, …                         |
+| placeholder       | only a placeholder word: 待补充, 待完善, to-do / tbd markers, …               |
 | pointer           | one short sentence sending the reader elsewhere ("具体参见下面的介绍。")    |
 | image_only        | only images                                                                 |
 | toc               | only links to anchors of the same page (``[x](#y)``): a table of contents   |
