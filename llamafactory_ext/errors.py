@@ -98,6 +98,10 @@ def lookup(registry: dict, what: str, name: str):
         raise UnknownNameError(what, name, registry) from None
 
 
+# Folders whose transaction committed in this process: a signal held during the renames may surface only after the
+# writer returned, so the interrupt message asks this list, not only the exception, whether anything was updated.
+COMMITTED: list[str] = []
+
 INTERNAL_EXIT = 70  # why: EX_SOFTWARE from sysexits.h, "internal software error", apart from 1 (data) and 2 (usage)
 
 
@@ -111,7 +115,7 @@ def exit_code(run: Callable[[], int], *, debug: bool = False, write_target: obje
     try:
         return _guarded(run, debug, write_target)
     except Interrupted as exc:
-        done = f"{write_target} was already updated" if exc.completed else "nothing was changed"
+        done = f"{write_target} was already updated" if exc.completed or COMMITTED else "nothing was changed"
         print(f"interrupted — {done}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:

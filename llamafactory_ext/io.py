@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .dataset_info import merge_entries
-from .errors import DataError, Interrupted, UsageError
+from .errors import COMMITTED, DataError, Interrupted, UsageError
 
 INFO_FILE = "dataset_info.json"
 PREFIX = ".lfx-"  # every temporary, backup and journal file of a transaction starts with this
@@ -336,6 +336,7 @@ def _run(folder: Path, plan: dict, changed: Mapping[str, str], new_index: str, p
                 _step()
         os.replace(index_tmp, index)  # the commit point: one atomic replace of the index
         state["committed"] = True
+        COMMITTED.append(str(folder))
         _step()
         for item in plan["targets"]:
             (folder / item["bak"]).unlink(missing_ok=True)
