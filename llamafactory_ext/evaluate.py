@@ -109,8 +109,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _write(files: dict[Path, str]) -> None:
     from .io import write_files
 
-    for p in files:
-        p.parent.mkdir(parents=True, exist_ok=True)
     write_files(files)
 
 
@@ -178,7 +176,9 @@ def _served_predictions(args: argparse.Namespace, cfg: dict) -> Path:
 
 
 def _jsonl(rows: list[dict]) -> str:
-    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    from .io import jsonl_text
+
+    return jsonl_text(rows)
 
 
 def _provenance(args: argparse.Namespace, cfg: dict) -> Path | None:

@@ -36,6 +36,19 @@ def jsonl_text(rows: Iterable[dict]) -> str:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
 
 
+def read_jsonl_tolerant(path: Path) -> list[dict]:
+    """Rows of an append-only log (events, alerts, votes): [] when absent; a line torn by a crash is skipped."""
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            continue
+    return rows
+
+
 def info_text(info: dict) -> str:
     """dataset_info.json text: ASCII-escaped, 2-space indent, key order as given (stable across runs)."""
     return json.dumps(info, ensure_ascii=True, indent=2) + "\n"

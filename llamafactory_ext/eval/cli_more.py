@@ -13,12 +13,6 @@ from . import review as rv
 from .recommend import read_losses, recommend
 
 
-def _write(files: dict[Path, str]) -> None:
-    for p in files:
-        p.parent.mkdir(parents=True, exist_ok=True)
-    write_files(files)
-
-
 def review_export(args: argparse.Namespace) -> int:
     if len(args.preds) > 2:
         raise UsageError("review-export compares at most two systems: pass one or two predict dirs")
@@ -31,7 +25,7 @@ def review_export(args: argparse.Namespace) -> int:
     run_id = rv.digest(json.dumps(systems, ensure_ascii=False, sort_keys=True) + str(args.seed))[:8]
     items, mapping = rv.make_items(systems, run_id, args.seed)
     out = args.out
-    _write({out / "sheet.csv": rv.sheet_csv(items), out / "sheet.html": rv.sheet_html(items, run_id),
+    write_files({out / "sheet.csv": rv.sheet_csv(items), out / "sheet.html": rv.sheet_html(items, run_id),
             out / "items.json": pl.dumps({"run_id": run_id, "items": items}),
             # kept apart from the sheets: whoever hands sheets to reviewers leaves private/ behind
             out / "private" / "mapping.json": pl.dumps(mapping)})
@@ -59,7 +53,7 @@ def review_import(args: argparse.Namespace) -> int:
                          "after its reviewer (alice.csv, bob.csv), or pass --replace to overwrite their scores")
     reviews = {**stored, **new}
     summary = rv.summarize(reviews, mapping)
-    _write({path: pl.dumps(reviews), args.review / "summary.json": pl.dumps(summary)})
+    write_files({path: pl.dumps(reviews), args.review / "summary.json": pl.dumps(summary)})
     for dim, d in summary["dimensions"].items():
         a = "—" if d["alpha"] is None else f"{d['alpha']:.3f}"
         print(f"{dim}: alpha {a}  mean " + ", ".join(f"{s} {m:.2f}" for s, m in d["mean"].items()))
@@ -117,6 +111,6 @@ def report(args: argparse.Namespace) -> int:
             "votes": _ranked_votes(args.votes) if args.votes else None,
             "recommendations": recommend(totals["terms"], totals["thinking"], losses, review)}
     out = args.out or d / "eval_report.html"
-    _write({out: report_html.render(data)})
+    write_files({out: report_html.render(data)})
     print(f"wrote {out}")
     return 0

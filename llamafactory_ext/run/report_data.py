@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..io import read_jsonl_tolerant
 from .alerts import Monitor
 from .progress import RATE_WINDOW
 
@@ -23,18 +24,6 @@ SOURCES = {
     "trainer_log.jsonl": "LF's progress log (LF writes it on rank 0 during training)",
     "all_results.json": "final metrics (training did not finish)",
 }
-
-
-def _jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            rows.append(json.loads(line))
-        except ValueError:
-            continue  # a line cut by a crash: keep the rest
-    return rows
 
 
 def _json(path: Path) -> dict[str, Any]:
@@ -66,9 +55,9 @@ class RunData:
 
 
 def load(out: Path) -> RunData:
-    data = RunData(out, _jsonl(out / "run_events.jsonl"), _jsonl(out / "alerts.jsonl"),
+    data = RunData(out, read_jsonl_tolerant(out / "run_events.jsonl"), read_jsonl_tolerant(out / "alerts.jsonl"),
                    _json(out / "run_record.json"), _json(out / "trainer_state.json"),
-                   _jsonl(out / "trainer_log.jsonl"), _json(out / "all_results.json"))
+                   read_jsonl_tolerant(out / "trainer_log.jsonl"), _json(out / "all_results.json"))
     if data.record.get("manifest"):
         data.manifest = _json(Path(data.record["manifest"]))
     data.missing = [f"{name}: no {why}" for name, why in SOURCES.items() if not (out / name).is_file()]

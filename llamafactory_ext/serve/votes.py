@@ -8,6 +8,7 @@ import json
 import time
 from pathlib import Path
 
+from ..io import read_jsonl_tolerant
 from .ranking import OUTCOMES, Vote
 
 MAP_FILE, VOTES_FILE = "blind_map.jsonl", "votes.jsonl"
@@ -25,8 +26,8 @@ def record_vote(folder: Path, round_id: str, outcome: str) -> None:
 
 def read_votes(folder: Path) -> list[Vote]:
     """Votes joined with the mapping; the last vote of a round counts (a reviewer may change their mind)."""
-    rounds = {r["round"]: r for r in _read(folder / MAP_FILE)}
-    last = {v["round"]: v["outcome"] for v in _read(folder / VOTES_FILE)}
+    rounds = {r["round"]: r for r in read_jsonl_tolerant(folder / MAP_FILE)}
+    last = {v["round"]: v["outcome"] for v in read_jsonl_tolerant(folder / VOTES_FILE)}
     return [Vote(rounds[k]["A"], rounds[k]["B"], o) for k, o in last.items() if k in rounds]
 
 
@@ -34,15 +35,3 @@ def _append(path: Path, row: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as f:  # one line per write: a crash loses at most the line in flight
         f.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-
-def _read(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            rows.append(json.loads(line))
-        except ValueError:
-            continue  # a torn last line from a crash: skip it, keep the rest
-    return rows
