@@ -9,8 +9,9 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import yaml
 from conftest import LF_ENV
@@ -72,3 +73,39 @@ def jsonl(path: Path) -> list[dict]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+class Lines:
+    """A child's text output read on a thread as it comes: the pipe never fills up and blocks the child, and a test
+    can wait for a line (a real event) instead of sleeping for a guessed time."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.lines: list[str] = []
+        self.closed = False
+        self._seen = threading.Condition()
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            with self._seen:
+                self.lines.append(line)
+                self._seen.notify_all()
+        with self._seen:
+            self.closed = True
+            self._seen.notify_all()
+
+    def wait_for(self, text: str, timeout: float) -> bool:
+        """True once a line containing `text` was printed; False when the output ended or `timeout` passed first."""
+        def found() -> bool:
+            return any(text in line for line in self.lines)
+
+        with self._seen:
+            self._seen.wait_for(lambda: self.closed or found(), timeout)
+            return found()
+
+    def text(self, timeout: float = 60) -> str:
+        """Everything printed, once the output has closed (call after the child has exited)."""
+        self._thread.join(timeout)
+        with self._seen:
+            return "".join(self.lines)

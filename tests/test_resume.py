@@ -22,8 +22,11 @@ from llamafactory_ext.build_recipe import main as build_recipe
 
 pytestmark = [pytest.mark.lf, pytest.mark.slow]
 
-MAX_STEPS = 10  # long enough that the kill lands before the end, short enough for 2 shared cores
-SAVE = 2
+MAX_STEPS = 10  # short enough for 2 shared cores
+# One checkpoint mid-way: after checkpoint-5 is complete, 5 more steps (~1 s unloaded, longer under load) run before
+# the next save even begins, so the kill lands between the two saves, never inside one (a half-written checkpoint is
+# what a resume would then pick, and fail on).
+SAVE = 5
 WORDS = ["对称加密", "哈希函数", "数字签名", "密钥交换", "消息认证码", "随机数", "椭圆曲线", "分组密码"]
 
 
@@ -51,22 +54,43 @@ def plan(work: Path, name: str, tiny: Path, *extra: str) -> int:
         os.chdir(cwd)
 
 
-def lf(work: Path, recipe: Path, cache: Path) -> subprocess.Popen:
+def lf(work: Path, recipe: Path, cache: Path, log: Path) -> subprocess.Popen:
+    """`llamafactory-cli train RECIPE` in its own process group, its output in `log` (a pipe nobody reads could fill
+    up and stall the training)."""
     env = {**os.environ, **LF_ENV, "HF_DATASETS_CACHE": str(cache)}
-    return subprocess.Popen(lf_command(["train", str(recipe)]), cwd=work, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    with log.open("w", encoding="utf-8") as sink:
+        return subprocess.Popen(lf_command(["train", str(recipe)]), cwd=work, env=env, stdout=sink,
+                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
-def kill_after_first_checkpoint(proc: subprocess.Popen, out: Path, timeout: float = 500) -> None:
-    first = out / f"checkpoint-{SAVE}" / "trainer_state.json"  # written last in a checkpoint
+def finish(proc: subprocess.Popen, log: Path, timeout: float = 900) -> str:
+    try:
+        proc.wait(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    text = log.read_text(encoding="utf-8", errors="replace")
+    assert proc.returncode == 0, text[-4000:]
+    return text
+
+
+def saved_step(state: Path) -> int | None:
+    """The step of a checkpoint whose trainer_state.json (written last in a checkpoint) is complete, else None."""
+    try:
+        return json.loads(state.read_text(encoding="utf-8"))["global_step"]
+    except (OSError, ValueError, KeyError):  # not there yet, or still being written
+        return None
+
+
+def kill_after_first_checkpoint(proc: subprocess.Popen, out: Path, log: Path, timeout: float = 600) -> None:
     deadline = time.monotonic() + timeout
-    while not first.exists():
-        assert proc.poll() is None, f"training ended before its first checkpoint:\n{proc.stdout.read()[-4000:]}"
-        assert time.monotonic() < deadline, "no checkpoint within the timeout"
-        time.sleep(0.05)
-    time.sleep(0.5)
-    os.killpg(proc.pid, signal.SIGKILL)  # this test's own process group: LF and nothing else
+    while saved_step(out / f"checkpoint-{SAVE}" / "trainer_state.json") != SAVE:
+        assert proc.poll() is None, f"training ended before its first checkpoint:\n{log.read_text()[-4000:]}"
+        assert time.monotonic() < deadline, f"no checkpoint-{SAVE} within {timeout} s:\n{log.read_text()[-4000:]}"
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)  # at once: this test's own process group, LF and nothing else
     proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "training finished before the kill"
 
 
 def tree_hash(folder: Path) -> dict[str, str]:
@@ -83,14 +107,13 @@ def test_killed_run_resumes_and_a_second_dataset_never_touches_the_first(tmp_pat
     out = work / yaml.safe_load(recipe.read_text(encoding="utf-8"))["output_dir"]
     assert out.parts[-2:] == ("alpha", "sft") and "overwrite_output_dir" not in recipe.read_text(encoding="utf-8")
 
-    proc = lf(work, recipe, cache)
-    kill_after_first_checkpoint(proc, out)
+    proc = lf(work, recipe, cache, tmp_path / "first.log")
+    kill_after_first_checkpoint(proc, out, tmp_path / "first.log")
     done = sorted(int(p.name.split("-")[1]) for p in out.glob("checkpoint-*"))
-    assert done and done[-1] < MAX_STEPS and not (out / "adapter_model.safetensors").exists()
+    # killed mid-run, between the first save and the next one: only the first checkpoint, no final adapter
+    assert done == [SAVE] and not (out / "adapter_model.safetensors").exists(), done
 
-    again = lf(work, recipe, cache)  # the same recipe, unchanged
-    log, _ = again.communicate(timeout=900)
-    assert again.returncode == 0, log[-4000:]
+    log = finish(lf(work, recipe, cache, tmp_path / "again.log"), tmp_path / "again.log")  # same recipe, unchanged
     assert f"Resuming training from {out.relative_to(work).as_posix()}/checkpoint-{done[-1]}" in log.replace(
         str(work) + "/", "")
     state = json.loads((out / "trainer_state.json").read_text())
@@ -108,9 +131,7 @@ def test_killed_run_resumes_and_a_second_dataset_never_touches_the_first(tmp_pat
     beta = work / "recipes" / "beta_lora.yaml"
     beta_out = work / yaml.safe_load(beta.read_text(encoding="utf-8"))["output_dir"]
     assert beta_out != out and not beta_out.is_relative_to(out) and not out.is_relative_to(beta_out)
-    second = lf(work, beta, cache)
-    log, _ = second.communicate(timeout=900)
-    assert second.returncode == 0, log[-4000:]
+    finish(lf(work, beta, cache, tmp_path / "beta.log"), tmp_path / "beta.log")
     assert (beta_out / "adapter_model.safetensors").is_file() and tree_hash(out) == before
     assert recipe.read_text(encoding="utf-8").count("alpha_train") == 1  # alpha's recipe file untouched
 

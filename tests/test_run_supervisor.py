@@ -10,11 +10,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from run_support import (
+    Lines,
     jsonl,
     lf_env,
     recipe_args,
@@ -131,36 +131,41 @@ def test_absurd_learning_rate_raises_a_nan_alert_and_stops_without_saving_it(tmp
     assert _record(tmp_path / "out")["status"] == "stopped"
 
 
-def _wait_for_step(out: Path, proc: subprocess.Popen, step: int, timeout: float = 400) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline and proc.poll() is None:
-        if any(e.get("step", 0) >= step for e in _logs(out)):
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"no step {step} logged (exit {proc.poll()})")
+# After the step-3 line, 46 steps remain for the Ctrl-C to land in (>= 2 s at the fastest, ~0.05 s a step; steps slow
+# down with load just as the test's reaction does), so it stops the run mid-way; measured: it lands at step 4.
+CTRL_C_STEPS = 50
 
 
 def test_ctrl_c_stops_cleanly_and_the_printed_command_resumes_to_the_same_final_step(tmp_path, tiny_qwen3, cache):
     data = write_dataset(tmp_path / "data", data=rows(64))
-    recipe = write_recipe(tmp_path / "r.yaml", recipe_args(tiny_qwen3, data, Path("out"), max_steps=30,
-                                                           save_steps=100, overwrite_output_dir=True))
+    recipe = write_recipe(tmp_path / "r.yaml", recipe_args(tiny_qwen3, data, Path("out"), max_steps=CTRL_C_STEPS,
+                                                           save_steps=1000, overwrite_output_dir=True))
     out = tmp_path / "out"
     proc = subprocess.Popen(train_command(recipe, "--yes"), cwd=tmp_path, env=lf_env(cache), text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-    _wait_for_step(out, proc, 3)
-    proc.send_signal(signal.SIGINT)
-    stdout, _ = proc.communicate(timeout=300)
+    lines = Lines(proc.stdout)
+    try:  # the live line of step 3, printed by the worker's callback: training is under way, Ctrl-C now
+        assert lines.wait_for(f"[lfx] step 3/{CTRL_C_STEPS}", timeout=600), f"no step 3 (exit {proc.poll()})"
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    stdout = lines.text()
     assert proc.returncode == 130, stdout[-3000:]
     first = _record(out)["attempts"][0]
     stop = first["end_step"]
-    assert first["status"] == "interrupted" and 3 <= stop < 30 and (out / f"checkpoint-{stop}").is_dir()
+    # the Ctrl-C landed mid-run (not after the last step), and the worker saved where it stopped
+    assert first["status"] == "interrupted" and 3 <= stop < CTRL_C_STEPS and (out / f"checkpoint-{stop}").is_dir()
+    stops = [e for e in jsonl(out / "run_events.jsonl") if e.get("event") == "stop"]
+    assert [(e["step"], e["reason"].startswith("interrupted")) for e in stops] == [(stop, True)]
     command = shlex.split(stdout.split("resume with:\n", 1)[1].strip().splitlines()[0])
     assert "overwrite_output_dir=false" in command
     resumed = subprocess.run(command, cwd=tmp_path, env=lf_env(cache), capture_output=True, text=True,
                              timeout=600, check=False, stdin=subprocess.DEVNULL)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     state, record = _state(out), _record(out)
-    assert state["global_step"] == state["max_steps"] == 30
+    assert state["global_step"] == state["max_steps"] == CTRL_C_STEPS
     assert [a["status"] for a in record["attempts"]] == ["interrupted", "done"]
     assert record["attempts"][1]["resumed_from"] == stop
     starts = [e["step"] for e in jsonl(out / "run_events.jsonl") if e.get("event") == "start"]
