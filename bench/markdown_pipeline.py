@@ -213,8 +213,8 @@ def full(folder: Path) -> Timing:
     t = Timing()
     c0 = time.process_time()
     a = time.perf_counter()
-    result = build(BuildOptions(source="markdown", inputs=(folder,), name="bench"))
-    t.stages["build"] = time.perf_counter() - a
+    with build(BuildOptions(source="markdown", inputs=(folder,), name="bench")) as result:
+        t.stages["build"] = time.perf_counter() - a
     t.cpu = time.process_time() - c0
     t.out = {**result.counts, "errors": len(result.errors), "drops": len(result.drops)}
     return t
@@ -232,7 +232,8 @@ def warm_up() -> None:
     MarkdownIt("commonmark").enable("table").parse(text)
     jieba.lcut(text)
     tag_samples([s for s in convert_markdown(text, source="warmup.md") if not isinstance(s, DataError)], None)
-    build(BuildOptions(source="markdown", inputs=(TEMPLATES,), name="warmup"))
+    with build(BuildOptions(source="markdown", inputs=(TEMPLATES,), name="warmup")):
+        pass
 
 
 # ---------------------------------------------------------------- report

@@ -26,6 +26,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 MAX_PRINTED_ERRORS = 50  # why: enough to see the pattern; the rest is in the count and the rejects file
 MAX_PRINTED_DROPS = 20  # why: a screenful; every drop is in NAME.drops.jsonl
 MAX_LISTED_PATHS = 3  # why: a build over 500 notes must not print 500 paths in one message
+SLOW_BUILD = 5.0  # seconds; why: below that the stage timings are noise, not something to act on
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -66,8 +67,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=None,
                    help="processes for convert/normalize/tag/filter (default: every core this process may use); "
                         "the output is the same for any number")
-    p.add_argument("--engine", choices=("local",), default="local",
-                   help="local: this machine's cores (the only engine in this release)")
+    p.add_argument("--engine", choices=("local", "datatrove"), default="local",
+                   help="local: this machine's cores; datatrove: the same stages as datatrove pipeline steps "
+                        "(its local executor here; see --engine-dir)")
+    p.add_argument("--engine-dir", type=Path, default=None,
+                   help="datatrove: folder for its tasks, logs and results (default: a temporary folder; on a "
+                        "cluster: storage every node sees)")
+    p.add_argument("--engine-executor", choices=("local", "slurm", "ray"), default=None,
+                   help="datatrove: which of its executors runs the tasks (default: $LLAMAFACTORY_EXT_EXECUTOR or "
+                        "local); slurm and ray are not tested in this release")
+    p.add_argument("--engine-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="datatrove: an argument of its executor, e.g. partition=cpu time=02:00:00 (repeatable)")
     p.add_argument("--strict", action="store_true",
                    help="markdown: a question without an answer is an error (default: a counted, located drop)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing entry or data file of this name")
@@ -95,16 +105,20 @@ def run(args: argparse.Namespace) -> int:
     from .data.pipeline import build
 
     opts, mode, preset = _options(args)
-    result = build(opts, progress=_progress(args))
+    with build(opts, progress=_progress(args)) as result:
+        return _finish(args, opts, mode, preset, result)
+
+
+def _finish(args, opts, mode, preset, result) -> int:
     if not args.quiet:
-        _print_drops(args, result, writes=bool(result.samples) and not (result.errors and args.on_error == "fail"))
+        _print_drops(args, result, writes=bool(result.kept) and not (result.errors and args.on_error == "fail"))
     if result.errors and args.on_error == "fail":
         _print_errors(result.errors)
         print(f"{len(result.errors)} data error(s); nothing was written (fix them, or pass --on-error skip)",
               file=sys.stderr)
         return 1
     _gate(result, preset)
-    if not result.samples:
+    if not result.kept:
         from .data.pipeline import drop_counts
 
         _print_errors(result.errors)
@@ -112,8 +126,8 @@ def run(args: argparse.Namespace) -> int:
         raise DataError(summarize_paths(opts.inputs), None,
                         f"no sample left to write ({len(result.errors)} rejected, dropped {dropped})",
                         "fix the errors above or relax the filters; nothing was written")
-    written = _write(args, opts, result, mode)
-    _summary(args, result, written)
+    output = _write(args, opts, result, mode)
+    _summary(args, result, output)
     return 0
 
 
@@ -139,9 +153,26 @@ def _progress(args: argparse.Namespace):
     return lambda items: tqdm(items, desc=desc, unit=" rec", delay=2, disable=args.quiet, leave=False)
 
 
+def _bar(args: argparse.Namespace, desc: str, total: int):
+    """A later stage's bar, with the whole count as its total (so it shows an ETA); none with --quiet."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit=" row", delay=2, disable=args.quiet, leave=False)
+
+    def wrap(items):
+        for item in items:
+            yield item
+            bar.update()
+        if bar.n >= total:
+            bar.close()
+
+    return wrap
+
+
 def _options(args: argparse.Namespace):
     from .data.filters import MAX_CHARS
     from .data.pipeline import BuildOptions
+    from .data.rows import RowSpec
     from .data.split import parse_ratios
     from .endpoint.cli_synth import synthesizer
 
@@ -171,8 +202,22 @@ def _options(args: argparse.Namespace):
         strict_reasoning=args.strict_reasoning, require_reasoning=args.require_reasoning,
         strict=args.strict, exclude=(args.out,), allow_media=not preset or preset.multimodal,
         media_root=args.media_dir, synthesize=synthesizer(args, args.quiet), workers=_workers(args),
+        engine=args.engine, engine_dir=args.engine_dir, engine_executor=args.engine_executor,
+        engine_options=_engine_options(args.engine_option),
+        rows=RowSpec(fmt=args.format, mode=mode, out_dir=str(args.out), model=args.model),
     )
     return opts, mode, preset
+
+
+def _engine_options(pairs: list[str]) -> tuple[tuple[str, object], ...]:
+    out = []
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.isidentifier():
+            raise UsageError(f"--engine-option {pair!r}: expected KEY=VALUE with KEY an argument name of datatrove's "
+                             "executor, e.g. partition=cpu")
+        out.append((key, int(value) if value.isdigit() else value))
+    return tuple(out)
 
 
 def _workers(args: argparse.Namespace) -> int:
@@ -187,7 +232,7 @@ def _gate(result, preset) -> None:
         return
     from .data.quality import gate_thinking_only
 
-    gate = gate_thinking_only(result.samples)
+    gate = gate_thinking_only(result.store.reasoning())
     if not gate.ok:  # a data problem for this model: exit 1, nothing written
         raise DataError(summarize_paths(result.files) or "input", None, f"{preset.key}: {gate.message}")
 
@@ -199,44 +244,42 @@ def _print_errors(errors: Sequence[DataError]) -> None:
         print(f"… and {len(errors) - MAX_PRINTED_ERRORS} more", file=sys.stderr)
 
 
-def _write(args, opts, result, mode) -> dict[str, int]:
+def _write(args, opts, result, mode):
+    """Stream the splits to files (data/store.py), then write them with the side files as one transaction."""
+    import time
+
     from . import io
-    from .data.formats import format_split
     from .data.split import SPLITS
+    from .data.store import write
 
-    files, entries, written = {}, {}, {}
-    for split_name, samples in result.splits.items():
-        if not samples:
-            continue
-        file_name = f"{args.name}_{split_name}.jsonl"
-        rows, entry = format_split(samples, file_name, args.format, mode, out_dir=args.out)
-        files[file_name] = io.jsonl_text(rows)
-        entries[f"{args.name}_{split_name}"] = entry
-        written[split_name] = len(rows)
-    side = _side_files(args, opts, result, mode, files)
-    stale = [f"{args.name}_{k}" for k in SPLITS if k not in written]  # an earlier build's splits, if --overwrite
-    io.write_dataset(args.out, files, entries, overwrite=args.overwrite, side_files=side, stale=stale,
+    start = time.perf_counter()
+    output = write(result.store, result.parts, args.name, args.format, _counter(args).name,
+                   progress=_bar(args, "writing rows", len(result.store)))
+    result.seconds["write"] = time.perf_counter() - start
+    side = _side_files(args, opts, result, mode, output)
+    stale = [f"{args.name}_{k}" for k in SPLITS if k not in output.written]  # an earlier build's, if --overwrite
+    io.write_dataset(args.out, output.files, output.entries, overwrite=args.overwrite, side_files=side, stale=stale,
                      name=args.name, notify=lambda line: print(line, file=sys.stderr))
-    return written
+    return output
 
 
-def _side_files(args, opts, result, mode, files: dict[str, str]) -> dict[str, str]:
+def _side_files(args, opts, result, mode, output) -> dict:
     """Report, drops, provenance, rejects (with --on-error skip, or to replace an old one) and the manifest."""
     from . import io
     from .data.manifest import manifest_text
     from .data.quality import summarize
-    from .data.report import drop_rows, leakage, provenance_rows, render_report, split_stats
+    from .data.report import drop_rows, render_report
 
-    stats, leaks = split_stats(result.splits, _counter(args)), leakage(result.splits)
-    report = render_report(args.name, result.counts, result.drops, stats, summarize(result.quality), result.warnings,
-                           result.skipped, leaks, result.notes)
+    report = render_report(args.name, result.counts, result.drops, output.stats, summarize(result.quality),
+                           result.warnings, result.skipped, output.leaks, result.notes)
     side = {f"{args.name}.report.md": report,
             f"{args.name}.drops.jsonl": io.jsonl_text(drop_rows(result.skipped, result.drops)),
-            f"{args.name}.provenance.jsonl": io.jsonl_text(provenance_rows(result.splits))}
+            f"{args.name}.provenance.jsonl": output.provenance}
     rejects = args.out / f"{args.name}.rejects.jsonl"
     if args.on_error == "skip" or rejects.exists():  # an old rejects file must not outlive the run it describes
         side[rejects.name] = io.jsonl_text(e.as_dict() for e in result.errors)
-    side[f"{args.name}.manifest.json"] = manifest_text(args, opts, result, stats, {**files, **side}, mode, leaks)
+    side[f"{args.name}.manifest.json"] = manifest_text(args, opts, result, output.stats, {**output.files, **side},
+                                                       mode, output.leaks)
     return side
 
 
@@ -267,10 +310,11 @@ def _print_drops(args, result, writes: bool) -> None:
         print(f"… {len(rows) - MAX_PRINTED_DROPS} more in {where}", file=sys.stderr)
 
 
-def _summary(args, result, written: dict[str, int]) -> None:
+def _summary(args, result, output) -> None:
     from .data.pipeline import drop_counts
-    from .data.report import leakage
 
+    if not args.quiet and sum(result.seconds.values()) > SLOW_BUILD:
+        print(_timing_line(result), file=sys.stderr)
     if not args.quiet:
         for w in result.warnings:
             print(f"warning: {w}", file=sys.stderr)
@@ -282,13 +326,25 @@ def _summary(args, result, written: dict[str, int]) -> None:
             _print_errors(result.errors)
             print(f"skipped {len(result.errors)} bad record(s): see {args.out / (args.name + '.rejects.jsonl')}",
                   file=sys.stderr)
-        leaks = leakage(result.splits)
-        if any(leaks.values()):
-            print(f"warning: shared across splits: {leaks} — see {args.name}.report.md", file=sys.stderr)
+        if any(output.leaks.values()):
+            print(f"warning: shared across splits: {output.leaks} — see {args.name}.report.md", file=sys.stderr)
     drops = drop_counts(result.drops) | _skip_counts(result.skipped)
+    written = output.written
     parts = ", ".join(f"{k} {v}" for k, v in written.items())
     print(f"wrote {args.out}/: {parts}" + (f"; dropped {drops}" if drops else "")
           + f"; entries {', '.join(f'{args.name}_{k}' for k in written)}")
+
+
+def _timing_line(result) -> str:
+    """Where a long build spent its time, and how the workers shared the per-sample stages."""
+    from .data.parallel import summary_line
+
+    sec = result.seconds
+    records = result.counts.get("read", 0)
+    line = (f"timing: records {sec.get('records', 0):.1f} s ({records / max(sec.get('records', 0), 1e-9):,.0f}/s), "
+            f"split {sec.get('split', 0):.1f} s, write {sec.get('write', 0):.1f} s")
+    workers = summary_line(result.workers, sec.get("records", 0))
+    return line + (f"; {workers}" if workers else "")
 
 
 def cli() -> None:

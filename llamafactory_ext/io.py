@@ -13,10 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from .dataset_info import merge_entries
@@ -29,6 +31,23 @@ LOCK_TIMEOUT = 600  # why: a big Belle build writes in seconds; ten minutes of w
 KILL_ENV = "LFX_TEST_KILL_AT"  # test-only hook: "k" SIGKILLs this process at the k-th write/rename step, "k:TERM" …
 _steps = [0]
 Notify = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Spooled:
+    """A file's content already written to a temporary file (a big build streams its data files, never one string);
+    the transaction copies it in like text."""
+
+    path: Path
+    sha256: str
+    size: int
+
+
+Content = str | Spooled
+
+
+def content_sha256(content: Content) -> str:
+    return content.sha256 if isinstance(content, Spooled) else sha256_text(content)
 
 
 def jsonl_text(rows: Iterable[dict]) -> str:
@@ -150,7 +169,7 @@ def write_files(files: Mapping[Path, str], remove: Iterable[Path] = ()) -> None:
                 tmp.unlink(missing_ok=True)
 
 
-def _stage(path: Path, text: str, name: str | None = None) -> Path:
+def _stage(path: Path, text: Content, name: str | None = None) -> Path:
     """Write ``text`` to a hidden temp file beside ``path`` (fsynced, with the permissions ``path`` has)."""
     if name is None:
         fd, tmp = tempfile.mkstemp(prefix=f"{PREFIX}{path.name}.", suffix=".tmp", dir=path.parent)
@@ -159,7 +178,7 @@ def _stage(path: Path, text: str, name: str | None = None) -> Path:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(encode(text))
+            _write_content(fh, text)
             _step()
             fh.flush()
             os.fsync(fh.fileno())
@@ -170,6 +189,14 @@ def _stage(path: Path, text: str, name: str | None = None) -> Path:
             raise OSError(exc.errno, exc.strerror, str(path)) from None
         raise
     return Path(tmp)
+
+
+def _write_content(fh, content: Content) -> None:
+    if isinstance(content, Spooled):
+        with content.path.open("rb") as src:
+            shutil.copyfileobj(src, fh, 1 << 20)
+    else:
+        fh.write(encode(content))
 
 
 def _mode(path: Path) -> int:
@@ -290,7 +317,7 @@ def _settle(folder: Path, item: dict, committed: bool) -> None:
         target.unlink()
 
 
-def transaction(folder: Path, files: Mapping[str, str], info: dict, *, remove: Iterable[str] = (),
+def transaction(folder: Path, files: Mapping[str, Content], info: dict, *, remove: Iterable[str] = (),
                 notify: Notify | None = None) -> None:
     """Write ``files`` (names in ``folder``), remove ``remove`` and replace the index with ``info``, as one
     recoverable step. Files whose content is already there are not touched. Call it with the lock held."""
@@ -330,7 +357,7 @@ def _refuse_folders(folder: Path, names: Iterable[str]) -> None:
                             "move it away, or choose another --name; nothing was written")
 
 
-def _run(folder: Path, plan: dict, changed: Mapping[str, str], new_index: str, paths: tuple[Path, Path],
+def _run(folder: Path, plan: dict, changed: Mapping[str, Content], new_index: str, paths: tuple[Path, Path],
          state: dict) -> None:
     index, index_tmp = paths
     for item in plan["targets"]:
@@ -361,8 +388,20 @@ def _exists(path: Path) -> bool:
     return path.exists() or path.is_symlink()
 
 
-def _same(path: Path, text: str) -> bool:
-    return path.is_file() and not path.is_symlink() and path.read_bytes() == encode(text)
+def _same(path: Path, text: Content) -> bool:
+    if not path.is_file() or path.is_symlink():
+        return False
+    if isinstance(text, Spooled):
+        return path.stat().st_size == text.size and _file_sha256(path) == text.sha256
+    return path.read_bytes() == encode(text)
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 # ---------------------------------------------------------------- the dataset write
@@ -390,7 +429,7 @@ def _is_ours(folder: Path, file_name: str, owned: Mapping[str, str]) -> bool:
     return path.is_file() and not path.is_symlink() and sha256_bytes(path.read_bytes()) == owned[file_name]
 
 
-def _conflicts(folder: Path, files: Mapping[str, str], data: Iterable[str], owned: Mapping[str, str]) -> list[str]:
+def _conflicts(folder: Path, files: Mapping[str, Content], data: Iterable[str], owned: Mapping[str, str]) -> list[str]:
     """Targets that hold something else: any data file, or a side file the tool did not write (or was edited)."""
     data = set(data)
     out = []
@@ -420,8 +459,8 @@ def _removable(folder: Path, merged: dict, stale: Iterable[str], owned: Mapping[
     return out
 
 
-def write_dataset(folder: Path, data_files: Mapping[str, str], entries: dict[str, dict], *, overwrite: bool,
-                  side_files: Mapping[str, str] | None = None, stale: Iterable[str] = (), name: str | None = None,
+def write_dataset(folder: Path, data_files: Mapping[str, Content], entries: dict[str, dict], *, overwrite: bool,
+                  side_files: Mapping[str, Content] | None = None, stale: Iterable[str] = (), name: str | None = None,
                   notify: Notify | None = None) -> dict:
     """Write data files and ``side_files`` (report, manifest, …) and merge ``entries`` into the folder's
     ``dataset_info.json``, as one locked, recoverable transaction; returns the merged info.

@@ -144,7 +144,7 @@ def test_real_notes_share_no_code_block_across_splits_while_an_ungrouped_split_w
     from llamafactory_ext.records import Sample
 
     opts = pipeline.BuildOptions(source="markdown", inputs=(REAL_NOTES,), name="real", terms=False)
-    samples = pipeline.build(opts).samples
+    samples = [s for s in pipeline.read_and_convert(opts, [], []) if isinstance(s, Sample)]
     ungrouped: list[Sample] = [s.with_(meta={k: v for k, v in s.meta.items() if k != "group"}) for s in samples]
     for seed in (0, 1):
         assert leakage(split(samples, seed=seed)) == {"shared_code_blocks": 0, "shared_answers": 0}

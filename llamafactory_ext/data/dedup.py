@@ -18,6 +18,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 from ..records import Sample
 
@@ -116,32 +117,121 @@ def keys(s: Sample, near: bool = True) -> tuple[str, bytes | None]:
 
 
 class Deduper:
-    """The dedup decisions in input order; state per kept sample: its exact key and one int per LSH band."""
+    """The dedup decisions in input order. State per sample: a few 64-bit hashes in sorted numpy arrays (16 bytes
+    each) and its origin as two integers, so millions of samples fit in a few hundred MB."""
 
-    def __init__(self, threshold: float = THRESHOLD, num_perm: int = NUM_PERM):
+    def __init__(self, threshold: float = THRESHOLD, num_perm: int = NUM_PERM, spill: Path | None = None):
         self.bands, self.rows = _bands(threshold, num_perm)
-        self.seen: dict[str, str] = {}  # exact key → origin of its first sample
-        self.tables: list[dict[int, int]] = [{} for _ in range(self.bands)]  # band hash → first kept index
-        self.origins: list[str] = []  # origin of each near-checked kept sample, by index
+        self.index = HashIndex(spill)  # exact key and each LSH band hash → the origin number of its first sample
+        self.origins = Origins()
 
     def check(self, s: Sample, key: str, sig: bytes | None) -> Drop | None:
         """None to keep ``s``; a Drop naming the first earlier sample it copies otherwise."""
-        if key in self.seen:
-            return Drop(s, "exact_duplicate", f"same text as {self.seen[key]}")
-        self.seen[key] = s.origin
-        if sig is None:
-            return None
         from xxhash import xxh3_64_intdigest
 
+        exact = xxh3_64_intdigest(key.encode("ascii"))  # the sha1 hex of the folded text
         step = self.rows * 4  # bytes per band: rows uint32 values
-        parts = [xxh3_64_intdigest(sig[i * step : (i + 1) * step]) for i in range(self.bands)]
-        hits = [t[p] for t, p in zip(self.tables, parts, strict=True) if p in t]
+        # why seed=band: a band-1 value equal to another sample's band-2 value is no evidence of a copy
+        parts = [] if sig is None else [xxh3_64_intdigest(sig[i * step:(i + 1) * step], i + 1)
+                                        for i in range(self.bands)]
+        found = self.index.get([exact, *parts])
+        if found[0] is not None:
+            return Drop(s, "exact_duplicate", f"same text as {self.origins.text(found[0])}")
+        number = self.origins.add(s)
+        hits = [f for f in found[1:] if f is not None]
+        self.index.put([exact] if hits else [exact, *parts], number)
         if hits:
-            return Drop(s, "near_duplicate", f"near copy of {self.origins[min(hits)]}")
-        for table, part in zip(self.tables, parts, strict=True):
-            table[part] = len(self.origins)
-        self.origins.append(s.origin)
+            return Drop(s, "near_duplicate", f"near copy of {self.origins.text(min(hits))}")
         return None
+
+
+class Origins:
+    """``file:line`` of numbered samples, as two integers each (file names are stored once)."""
+
+    def __init__(self) -> None:
+        from array import array
+
+        self.names: dict[str, int] = {}
+        self.sources: list[str] = []
+        self.files, self.lines = array("l"), array("q")
+
+    def add(self, s: Sample) -> int:
+        if s.source not in self.names:
+            self.names[s.source] = len(self.sources)
+            self.sources.append(s.source)
+        self.files.append(self.names[s.source])
+        self.lines.append(s.line)
+        return len(self.lines) - 1
+
+    def text(self, number: int) -> str:
+        source = self.sources[self.files[number]]
+        return f"{source}:{self.lines[number]}" if source else "<memory>"  # as Sample.origin says it
+
+
+class HashIndex:
+    """64-bit hash → int, for millions of entries: recent ones in a dict, older ones merged into sorted numpy
+    arrays (16 bytes an entry instead of ~100 in a dict), with a 16 MB bit filter in front so that most misses
+    (nearly every lookup is one) never reach numpy."""
+
+    MERGE = 1 << 16  # why: a merge re-sorts everything (linear for two sorted runs); 64k entries keep it rare
+    FILTER_BITS = 1 << 27  # why: 16 MB; with 3M entries (0.5M samples × 6 hashes) ~2% of misses get through
+    SPILL_AT = 1 << 23  # entries; why: past 8M (128 MB, ~1.4M samples) the arrays live in files, read through the page cache
+
+    def __init__(self, spill: Path | None = None) -> None:
+        import numpy as np
+
+        self.spill, self.spills = spill, 0  # a folder for the arrays once they are big (None: stay in memory)
+        self.recent: dict[int, int] = {}
+        self.keys, self.values = np.empty(0, np.uint64), np.empty(0, np.int64)
+        self.filter = bytearray(self.FILTER_BITS // 8)
+
+    def get(self, hashes: list[int]) -> list[int | None]:
+        found = [self.recent.get(h) for h in hashes]
+        maybe = [i for i, (f, h) in enumerate(zip(found, hashes, strict=True)) if f is None and self._seen(h)]
+        if maybe and len(self.keys):
+            import numpy as np
+
+            wanted = np.array([hashes[i] for i in maybe], dtype=np.uint64)
+            at = np.minimum(np.searchsorted(self.keys, wanted), len(self.keys) - 1)
+            for i, a, hit in zip(maybe, at.tolist(), (self.keys[at] == wanted).tolist(), strict=True):
+                if hit:
+                    found[i] = int(self.values[a])
+        return found
+
+    def put(self, hashes: list[int], value: int) -> None:
+        """Add hashes that ``get`` did not find (the Deduper adds only new ones)."""
+        for h in hashes:
+            self.recent.setdefault(h, value)
+            self.filter[(h >> 3) % len(self.filter)] |= 1 << (h & 7)
+        if len(self.recent) >= max(self.MERGE, len(self.keys) // 8):  # why //8: merges stay O(n log n) in total
+            self._merge()
+
+    def _seen(self, h: int) -> bool:
+        return bool(self.filter[(h >> 3) % len(self.filter)] >> (h & 7) & 1)
+
+    def _merge(self) -> None:
+        import numpy as np
+
+        n = len(self.recent)
+        keys = np.concatenate([self.keys, np.fromiter(self.recent.keys(), np.uint64, n)])
+        values = np.concatenate([self.values, np.fromiter(self.recent.values(), np.int64, n)])
+        order = np.argsort(keys, kind="stable")  # why stable: timsort merges the two sorted runs in linear time
+        self.keys, self.values = self._place(keys[order]), self._place(values[order])
+        self.recent.clear()
+
+    def _place(self, array):
+        """The array itself, or past SPILL_AT entries a memory-mapped copy in the spill folder."""
+        import numpy as np
+
+        if self.spill is None or len(array) < self.SPILL_AT:
+            return array
+        self.spills += 1
+        path = self.spill / f"dedup-{self.spills}.npy"
+        mapped = np.lib.format.open_memmap(path, mode="w+", dtype=array.dtype, shape=array.shape)
+        mapped[:] = array
+        mapped.flush()
+        (self.spill / f"dedup-{self.spills - 2}.npy").unlink(missing_ok=True)  # the previous keys or values file
+        return np.load(path, mmap_mode="r")
 
 
 def dedup(samples: Iterable[Sample], *, near: bool = True, threshold: float = THRESHOLD) -> Iterator[Sample | Drop]:

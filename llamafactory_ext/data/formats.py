@@ -86,27 +86,38 @@ def format_split(
     ``media_dir``, which defaults to that folder), else they stay absolute.
     """
     samples = list(samples)
-    build = _sharegpt_row if fmt == "sharegpt" else _alpaca_row
-    extra = _extra_columns(samples)
-    rows = [{**build(s, mode), **_extras(s, extra, out_dir)} for s in samples]
+    extra = [c for c in EXTRA_COLUMNS if any(c in needed_columns(s) for s in samples)]
+    rows = [{**base_row(s, fmt, mode), **{c: column_value(s, c, out_dir) for c in extra}} for s in samples]
+    return rows, split_entry(file_name, fmt, extra, any(s.has_tool_calls for s in samples))
+
+
+EXTRA_COLUMNS = ("tools", *MEDIA)  # in the order they follow the row's own keys
+
+
+def base_row(sample: Sample, fmt: Format, mode: ReasoningMode) -> dict:
+    """The row without the optional columns (those depend on the whole split: see format_split)."""
+    return _sharegpt_row(sample, mode) if fmt == "sharegpt" else _alpaca_row(sample, mode)
+
+
+def needed_columns(sample: Sample) -> tuple[str, ...]:
+    """The optional columns this sample needs: tools when it has tools or calls, each media kind it shows."""
+    return (("tools",) if sample.tools or sample.has_tool_calls else ()) + tuple(k for k in MEDIA if getattr(sample, k))
+
+
+def column_value(sample: Sample, column: str, out_dir: str | Path | None) -> object:
+    """An optional column's value on this row ("" / [] when the sample has none: every row has the same types)."""
+    return sample.tools if column == "tools" else [media_path(p, out_dir) for p in getattr(sample, column)]
+
+
+def split_entry(file_name: str, fmt: Format, extra: Iterable[str], tool_calls: bool) -> dict:
+    """The dataset_info entry for a split file with these optional columns (and tool tags when it has calls)."""
     spec = SHAREGPT_ENTRY if fmt == "sharegpt" else ALPACA_ENTRY
     columns = spec["columns"].model_copy(update={k: k for k in extra})  # type: ignore[attr-defined]
     tags = spec.get("tags")
-    if tags is not None and any(s.has_tool_calls for s in samples):
+    if tags is not None and tool_calls:
         tags = tags.model_copy(update=TOOL_TAGS)  # type: ignore[attr-defined]
     entry = DatasetInfoEntry(file_name=file_name, **{**spec, "columns": columns, **({"tags": tags} if tags else {})})
-    return rows, entry.to_json()
-
-
-def _extra_columns(samples: list[Sample]) -> list[str]:
-    """The optional columns this split needs: tools when any sample has tools or calls, each media kind in use."""
-    cols = ["tools"] if any(s.tools or s.has_tool_calls for s in samples) else []
-    return cols + [k for k in MEDIA if any(getattr(s, k) for s in samples)]
-
-
-def _extras(sample: Sample, columns: list[str], out_dir: str | Path | None) -> dict:
-    return {k: sample.tools if k == "tools" else [media_path(p, out_dir) for p in getattr(sample, k)]
-            for k in columns}
+    return entry.to_json()
 
 
 def media_path(path: str, out_dir: str | Path | None) -> str:

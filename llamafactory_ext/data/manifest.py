@@ -31,12 +31,12 @@ def versions() -> dict[str, str | None]:
     return out
 
 
-def manifest_text(args, opts, result, stats: dict, files: dict[str, str], reasoning_mode: str = "think",
+def manifest_text(args, opts, result, stats: dict, files: dict, reasoning_mode: str = "think",
                   leaks: dict[str, int] | None = None) -> str:
     """JSON text: sources with sha256, counts after each stage, drops, seed, versions, arguments, output hashes,
     how reasoning was written (think: <think> blocks; drop / text: none in the rows), and ``written``: every file
     this build wrote with its sha256 — what a later --overwrite may remove and a rerun may replace."""
-    from ..io import sha256_text
+    from ..io import content_sha256
     from .pipeline import drop_counts
 
     data = {
@@ -56,8 +56,8 @@ def manifest_text(args, opts, result, stats: dict, files: dict[str, str], reason
         "reasoning_synthesis": result.synthesis,
         "errors_skipped": len(result.errors),
         "splits": stats,
-        "outputs": {n: sha256_text(t) for n, t in sorted(files.items()) if n.endswith(".jsonl")},
-        "written": {n: sha256_text(t) for n, t in sorted(files.items())},
+        "outputs": {n: content_sha256(t) for n, t in sorted(files.items()) if n.endswith(".jsonl")},
+        "written": {n: content_sha256(t) for n, t in sorted(files.items())},
         "versions": versions(),
     }
     return json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n"

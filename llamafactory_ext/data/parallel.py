@@ -18,6 +18,7 @@ from pathlib import Path
 from ..errors import DataError
 from ..records import TOOL_ROLES, Note, Sample, Skipped, Turn
 from .dedup import Drop, keys
+from .rows import RowSpec
 
 CHUNK = 400  # why: ~0.1 s of work per task on Belle rows: pickling stays a few % and the bar moves often
 
@@ -35,6 +36,7 @@ class Stages:
     strict_reasoning: bool
     near: bool
     finish: bool = True  # False: stop after normalize (reasoning synthesis runs in between, in the caller)
+    rows: RowSpec = RowSpec()  # how kept samples are written (their rows are made here, in the workers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +49,7 @@ class Outcome:
     issues: tuple = ()
     key: str = ""
     sig: bytes | None = None
+    kept: tuple | None = None  # (split unit, store flags, pickled Written) of a sample that passed the checks
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,13 +77,15 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
-def run(tasks: Iterable[tuple], workers: int) -> Iterator[Result]:
-    """Results of every task, flattened, in task order; ``workers`` > 1 forks a pool."""
+def run(tasks: Iterable[tuple], workers: int, summary: dict | None = None) -> Iterator[Result]:
+    """Results of every task, flattened, in task order; ``workers`` > 1 forks a pool. ``summary`` (optional) gets
+    per worker process ``pid → [tasks, records, busy seconds]``, for the closing line of a long build."""
     tasks = iter(tasks)
     head = list(islice(tasks, 2))
+    summary = {} if summary is None else summary
     if workers <= 1 or len(head) < 2:  # why: one chunk of work is not worth starting processes for
         for task in chain(head, tasks):
-            yield from _thaw(_do(task))
+            yield from _thaw(_tally(summary, _timed(task)))
         return
     import multiprocessing
 
@@ -92,11 +97,37 @@ def run(tasks: Iterable[tuple], workers: int) -> Iterator[Result]:
         # Tasks are made here, not in the pool's feeder thread: a reader error then raises in the caller (a
         # failing task iterable hangs Pool.imap on Python 3.11), and at most 2 tasks per worker are in flight.
         for task in chain(head, tasks):
-            pending.append(pool.apply_async(_do, (task,)))
+            pending.append(pool.apply_async(_timed, (task,)))
             if len(pending) > 2 * workers:
-                yield from _thaw(pending.popleft().get())
+                yield from _thaw(_tally(summary, pending.popleft().get()))
         while pending:
-            yield from _thaw(pending.popleft().get())
+            yield from _thaw(_tally(summary, pending.popleft().get()))
+
+
+def _timed(task: tuple) -> tuple[int, float, list]:
+    import time
+
+    start = time.perf_counter()
+    results = _do(task)
+    return os.getpid(), time.perf_counter() - start, results
+
+
+def _tally(summary: dict, timed: tuple[int, float, list]) -> list:
+    pid, seconds, results = timed
+    row = summary.setdefault(pid, [0, 0, 0.0])
+    row[0], row[1], row[2] = row[0] + 1, row[1] + len(results), row[2] + seconds
+    return results
+
+
+def summary_line(summary: dict, wall: float) -> str:
+    """``workers: 2 — 250,000 records each (±1%), busy 96% of 61 s``: how evenly and how fully they worked."""
+    if not summary:
+        return ""
+    records = [r for _, r, _ in summary.values()]
+    busy = sum(s for _, _, s in summary.values()) / (len(summary) * wall) if wall > 0 else 0.0
+    spread = (max(records) - min(records)) / max(1, max(records))
+    return (f"workers: {len(summary)} — {sum(records):,} records, {min(records):,}–{max(records):,} per worker "
+            f"({spread:.0%} apart), busy {min(busy, 1.0):.0%} of {wall:.0f} s")
 
 
 def _worker_signals() -> None:
@@ -112,8 +143,15 @@ def _thaw(batch: list) -> Iterator[Result]:
         yield item.error() if isinstance(item, _Error) else item
 
 
-def warm(stages: Stages) -> None:
-    """Load what every worker needs before forking: the lexicon with jieba's dictionary, OpenCC, numpy."""
+def warm(stages: Stages, here: bool = True) -> None:
+    """Check the lexicon (a bad --lexicon raises here, before any work) and, when the stages run ``here`` (one
+    worker), load what they need up front: jieba's dictionary, OpenCC, numpy. Worker processes start from a
+    forkserver and load these themselves, so the main process of a parallel build stays small."""
+    if stages.terms and stages.finish:
+        _LEXICONS.clear()  # why: the file may have changed since an earlier build in this process
+        lexicon = _lexicon(stages.lexicon)
+    if not here:
+        return
     if stages.t2s is not None:
         from .normalize import normalize
 
@@ -121,8 +159,6 @@ def warm(stages: Stages) -> None:
     if stages.terms and stages.finish:
         from .terms import tag_terms
 
-        _LEXICONS.clear()  # why: the file may have changed since an earlier build in this process
-        lexicon = _lexicon(stages.lexicon)
         if lexicon.cjk_pattern is not None:
             lexicon.tokenizer.initialize()
         tag_terms("预热 AES 对称加密", lexicon)
@@ -205,7 +241,16 @@ def finish(s: Sample, stages: Stages) -> Outcome:
         return Outcome(s, Drop(s, "no_reasoning", "--require-reasoning"), "reasoning", issues)
     if stages.strict_reasoning and issues:
         return Outcome(s, Drop(s, "weak_reasoning", "; ".join(i.code for i in issues)), "reasoning", issues)
-    return Outcome(s, None, "", issues, *keys(s, stages.near))
+    return Outcome(s, None, "", issues, *keys(s, stages.near), _kept(s, stages.rows))
+
+
+def _kept(s: Sample, spec: RowSpec) -> tuple:
+    from .formats import needed_columns
+    from .rows import prepare
+    from .store import flags_of
+
+    unit, blob = prepare(s, spec)
+    return unit, flags_of(needed_columns(s), s.has_tool_calls, s.has_reasoning), blob
 
 
 # ---------------------------------------------------------------- the per-sample steps

@@ -6,8 +6,10 @@
 from __future__ import annotations
 
 import re
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -17,6 +19,8 @@ from . import parallel
 from . import split as splitting
 from .dedup import Deduper, Drop
 from .filters import MAX_CHARS
+from .rows import RowSpec
+from .store import Store
 
 SOURCES = ("alpaca", "sharegpt", "openai", "belle", "markdown")
 JSON_SUFFIXES = (".json", ".jsonl")
@@ -49,13 +53,19 @@ class BuildOptions:
     # samples → (samples, summary): reasoning written by an endpoint for samples without it (endpoint/synthesis.py)
     synthesize: Callable[[list[Sample]], tuple[list[Sample], dict]] | None = None
     workers: int = 1  # processes for the per-sample stages; the output is the same for any number
+    engine: str = "local"  # local: data/parallel.py's pool; datatrove: data/engine.py (its executors)
+    engine_dir: Path | None = None  # datatrove: where its tasks, logs and results go (shared storage on a cluster)
+    engine_executor: str | None = None  # datatrove: local / slurm / ray (None: $LLAMAFACTORY_EXT_EXECUTOR or local)
+    engine_options: tuple[tuple[str, object], ...] = ()  # datatrove: its executor's keyword arguments
+    rows: RowSpec = RowSpec()  # how rows are written: made in the workers, streamed to the files afterwards
 
 
 @dataclass
 class BuildResult:
-    """What a build produced, before formatting: splits, rejects, drops and per-stage counts."""
+    """What a build produced, before writing: the kept samples (in a Store), their split, rejects, drops, counts."""
 
-    splits: dict[str, list[Sample]]
+    store: Store | None = None
+    parts: dict[str, list[int]] = field(default_factory=dict)  # split → store indices, in file order
     errors: list[DataError] = field(default_factory=list)
     drops: list[Drop] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
@@ -65,87 +75,128 @@ class BuildResult:
     skipped: list[Skipped] = field(default_factory=list)
     notes: list[Note] = field(default_factory=list)
     synthesis: dict = field(default_factory=dict)  # the reasoning-synthesis summary, when it ran
+    workers: dict = field(default_factory=dict)  # per worker process: [tasks, records, busy seconds]
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time of the long stages
 
     @property
-    def samples(self) -> list[Sample]:
-        return [s for part in self.splits.values() for s in part]
+    def kept(self) -> int:
+        return len(self.store) if self.store is not None else 0
 
 
-def build(opts: BuildOptions, progress: Callable[[Iterable], Iterable] = lambda items: items) -> BuildResult:
+@contextmanager
+def build(opts: BuildOptions, progress: Callable[[Iterable], Iterable] = lambda items: items) -> Iterator[BuildResult]:
     """Run every stage; data errors are collected (the caller decides fail or skip), usage errors raise.
 
     The per-sample stages run in ``opts.workers`` processes (data/parallel.py); the result does not depend on
-    that number. ``progress`` wraps the stream of processed records (the CLI passes a tqdm bar shown after 2 s)."""
-    result = BuildResult(splits={})
+    that number. Kept samples go to a Store in a temporary folder, removed when the block ends. ``progress`` wraps
+    the stream of processed records (the CLI passes a tqdm bar shown after 2 s)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="lfx-build-") as tmp:
+        result = BuildResult(store=Store(Path(tmp)))
+        try:
+            _build(opts, progress, result)
+            yield result
+        finally:
+            result.store.close()  # type: ignore[union-attr]
+
+
+def _build(opts: BuildOptions, progress: Callable[[Iterable], Iterable], result: BuildResult) -> None:
     stages = _stages(opts)
-    parallel.warm(stages)  # in this process: a bad --lexicon raises here, and forked workers inherit it all
+    here = opts.workers <= 1 and opts.engine == "local"
+    parallel.warm(stages, here)  # a bad --lexicon raises here, before any work
     decider = _Decider(opts, result)
     converted = 0
     kept: list[Sample] = []
-    for item in progress(parallel.run(_tasks(opts, stages, result), opts.workers)):
+    start, bars = time.perf_counter(), []
+    tasks = _tasks(opts, stages, result, expect=lambda n: _expect(bars, n))
+    bars.append(progress(_runner(opts, result)(tasks, opts.workers)))
+    for item in bars[0]:
         if isinstance(item, parallel.Outcome):
             converted += 1
             kept.append(item.sample) if opts.synthesize is not None else decider.add(item)
         else:
             _sort_item(item, result)
     result.counts = {"read": converted + len(result.errors), "converted": converted}
+    result.seconds["records"] = time.perf_counter() - start
     if opts.synthesize is not None:  # before the checks, dedup and split: they must see the final text
         kept, result.synthesis = opts.synthesize(kept)
         if stages.t2s is not None:  # the teacher's reasoning gets the same normalization as the rest of the data
             kept = [parallel.normalize_sample(s, stages.t2s) if "reasoning_synth" in s.meta else s for s in kept]
         stages = replace(stages, finish=True)
-        parallel.warm(stages)
+        parallel.warm(stages, here)
         tasks = (parallel.samples_task(stages, chunk) for chunk in parallel.chunked(kept))
         for item in progress(parallel.run(tasks, opts.workers)):
             decider.add(item)  # type: ignore[arg-type]
-    samples = decider.close()
-    result.splits = splitting.split(samples, opts.ratios, opts.seed)
-    warning = splitting.small_data_warning(result.splits)
+    decider.close()
+    start = time.perf_counter()
+    result.parts = splitting.assign(result.store.units(), opts.ratios, opts.seed)  # type: ignore[union-attr]
+    result.seconds["split"] = time.perf_counter() - start
+    warning = splitting.small_data_warning(result.parts)
     if warning:
         result.warnings.append(warning)
-    return result
+
+
+def _expect(bars: list, n: int) -> None:
+    """A reader knows how many records are coming: the progress bar (if any) gets a total, hence an ETA."""
+    for bar in bars:
+        if hasattr(bar, "total"):
+            bar.total = (bar.total or 0) + n  # shown from its next update (no refresh: it keeps its 2 s delay)
+
+
+def _runner(opts: BuildOptions, result: BuildResult) -> Callable[[Iterable[tuple], int], Iterator[parallel.Result]]:
+    """What runs the per-sample tasks: this machine's pool, or an existing distributed engine (same results)."""
+    if opts.engine == "local":
+        return lambda tasks, workers: parallel.run(tasks, workers, result.workers)
+    from . import engine
+
+    return lambda tasks, workers: engine.run(tasks, workers, opts.engine_dir, opts.engine_executor,
+                                             **dict(opts.engine_options))
 
 
 def _stages(opts: BuildOptions) -> parallel.Stages:
     return parallel.Stages(
         t2s=None if opts.source == "markdown" else opts.t2s, terms=opts.terms, lexicon=opts.lexicon,
         max_chars=opts.max_chars, long=opts.long, require_reasoning=opts.require_reasoning,
-        strict_reasoning=opts.strict_reasoning, near=opts.near_dedup, finish=opts.synthesize is None)
+        strict_reasoning=opts.strict_reasoning, near=opts.near_dedup, finish=opts.synthesize is None, rows=opts.rows)
 
 
-def _tasks(opts: BuildOptions, stages: parallel.Stages, result: BuildResult) -> Iterator[tuple]:
+def _tasks(opts: BuildOptions, stages: parallel.Stages, result: BuildResult,
+           expect: Callable[[int], None] = lambda n: None) -> Iterator[tuple]:
     """Work for the pool in input order: raw Belle lines (decoded in the workers), else converted items."""
     if opts.source == "belle" and not _is_hub_id(opts.inputs):
-        yield from _belle_tasks(opts, stages, result)
+        yield from _belle_tasks(opts, stages, result, expect)
         return
     items = read_and_convert(opts, result.files, result.warnings, result.skipped)
     yield from (parallel.items_task(stages, chunk) for chunk in parallel.chunked(items))
 
 
-def _belle_tasks(opts: BuildOptions, stages: parallel.Stages, result: BuildResult) -> Iterator[tuple]:
-    from .sources.belle import sample_raw
+def _belle_tasks(opts: BuildOptions, stages: parallel.Stages, result: BuildResult,
+                 expect: Callable[[int], None]) -> Iterator[tuple]:
+    from .sources.belle import stream_raw
     from .sources.files import find_files
 
     for path in find_files(list(opts.inputs), JSON_SUFFIXES, exclude=opts.exclude, skipped=result.skipped):
         result.files.append(path)
         try:
-            rows = sample_raw(path, opts.sample, opts.seed)
+            count, rows = stream_raw(path, opts.sample, opts.seed)  # streamed: a 0.5M-row file is never held
         except DataError as err:
             yield parallel.items_task(stages, [err])
             continue
-        if len(rows) < opts.sample:
-            result.warnings.append(f"{path}: only {len(rows)} rows, fewer than --sample {opts.sample}: all were used")
+        expect(count)
+        if count < opts.sample:
+            result.warnings.append(f"{path}: only {count} rows, fewer than --sample {opts.sample}: all were used")
         for i, chunk in enumerate(parallel.chunked(rows)):
             yield parallel.belle_task(stages, str(path), _media(opts), chunk, first=i == 0)
 
 
 class _Decider:
-    """The order-dependent decisions, fed one Outcome at a time in input order: stage counts, drops, dedup."""
+    """The order-dependent decisions, fed one Outcome at a time in input order: stage counts, drops, dedup; kept
+    samples go to the result's Store."""
 
     def __init__(self, opts: BuildOptions, result: BuildResult):
-        self.result, self.deduper = result, Deduper()
+        self.result, self.deduper = result, Deduper(spill=result.store.folder)  # type: ignore[union-attr]
         self.drops: dict[str, list[Drop]] = {"filter": [], "reasoning": [], "dedup": []}
-        self.kept: list[Sample] = []
         self.filtered = self.checked = 0
 
     def add(self, o: parallel.Outcome) -> None:
@@ -159,14 +210,14 @@ class _Decider:
             return
         self.checked += 1
         drop = self.deduper.check(o.sample, o.key, o.sig)
-        self.kept.append(o.sample) if drop is None else self.drops["dedup"].append(drop)
+        self.result.store.add(*o.kept) if drop is None else self.drops["dedup"].append(drop)  # type: ignore[union-attr,misc]
 
-    def close(self) -> list[Sample]:
-        """Kept samples; drops in stage order (filters, reasoning, dedup) as the sequential stages wrote them."""
+    def close(self) -> None:
+        """Drops in stage order (filters, reasoning, dedup) as the sequential stages wrote them; the counts."""
         r = self.result
         r.drops += [d for stage in self.drops.values() for d in stage]
-        r.counts |= {"filtered": self.filtered, "reasoning_checked": self.checked, "deduplicated": len(self.kept)}
-        return self.kept
+        r.counts |= {"filtered": self.filtered, "reasoning_checked": self.checked, "deduplicated": r.kept}
+        self.deduper = None  # type: ignore[assignment]  # why: its hash index is not needed by the split
 
 
 Item = Sample | DataError | Skipped | Note

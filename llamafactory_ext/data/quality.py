@@ -166,11 +166,12 @@ class ThinkingGate:
 MAX_WITHOUT = 0.05
 
 
-def gate_thinking_only(samples: Iterable[Sample], *, max_without: float = MAX_WITHOUT) -> ThinkingGate:
-    """Refuse (ok False) a dataset for a thinking-only model when too many samples have no reasoning."""
+def gate_thinking_only(samples: Iterable[Sample | bool], *, max_without: float = MAX_WITHOUT) -> ThinkingGate:
+    """Refuse (ok False) a dataset for a thinking-only model when too many samples have no reasoning
+    (``samples``: the samples, or whether each has reasoning)."""
     if not 0.0 <= max_without <= 1.0:
         raise UsageError(f"max_without must be a share between 0 and 1, got {max_without}")
-    flags = [s.has_reasoning for s in samples]
+    flags = [s if isinstance(s, bool) else s.has_reasoning for s in samples]
     without = flags.count(False)
     share = without / len(flags) if flags else 0.0
     counts = f"{without} of {len(flags)} samples ({share:.1%}) have no reasoning"

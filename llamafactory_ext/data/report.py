@@ -7,8 +7,9 @@ conservative estimator); the stats name it, so a reader knows whether lengths ar
 from __future__ import annotations
 
 import re
+from array import array
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from ..records import Note, Sample, Skipped
 from .dedup import Drop
@@ -26,7 +27,12 @@ def token_lengths(samples: Sequence[Sample], counter=None) -> list[int]:
 
     counter = counter or estimator()
     counts = counter.count([s.text for s in samples])
-    return [n + counter.turn_overhead * (len(s.turns) + 1) for s, n in zip(samples, counts, strict=True)]
+    return [with_overhead(n, s, counter) for s, n in zip(samples, counts, strict=True)]
+
+
+def with_overhead(n: int, sample: Sample, counter) -> int:
+    """A sample's text tokens plus the template's tokens around every message and the system prompt."""
+    return n + counter.turn_overhead * (len(sample.turns) + 1)
 
 
 def estimate_tokens(sample: Sample) -> int:
@@ -54,32 +60,73 @@ def split_stats(parts: dict[str, list[Sample]], counter=None) -> dict[str, dict]
     counter = counter or estimator()
     stats = {}
     for name, samples in parts.items():
-        stats[name] = {
-            "samples": len(samples),
-            "with_reasoning": sum(s.has_reasoning for s in samples),
-            "kinds": dict(sorted(Counter(s.kind for s in samples).items())),
-            "chars": percentiles([len(s.text) for s in samples]),
-            "tokens_est": percentiles(token_lengths(samples, counter)),
-            "token_counter": counter.name,
-            "term_categories": dict(sorted(Counter(c for s in samples for c in s.tags).items())),
-        }
+        acc = SplitStats(counter.name)
+        for s, tokens in zip(samples, token_lengths(samples, counter), strict=True):
+            acc.add(s.kind, s.tags, len(s.text), tokens, s.has_reasoning)
+        stats[name] = acc.result()
     return stats
+
+
+class SplitStats:
+    """One split's statistics, fed one sample at a time (a streamed build never holds the split)."""
+
+    def __init__(self, counter_name: str) -> None:
+        self.counter, self.samples, self.reasoning = counter_name, 0, 0
+        self.kinds: Counter = Counter()
+        self.categories: Counter = Counter()
+        self.chars, self.tokens = array("q"), array("q")
+
+    def add(self, kind: str, tags: Iterable[str], chars: int, tokens: int, reasoning: bool) -> None:
+        self.samples += 1
+        self.reasoning += bool(reasoning)
+        self.kinds[kind] += 1
+        self.categories.update(tags)
+        self.chars.append(chars)
+        self.tokens.append(tokens)
+
+    def result(self) -> dict:
+        return {"samples": self.samples, "with_reasoning": self.reasoning, "kinds": dict(sorted(self.kinds.items())),
+                "chars": percentiles(self.chars), "tokens_est": percentiles(self.tokens),
+                "token_counter": self.counter, "term_categories": dict(sorted(self.categories.items()))}
 
 
 def leakage(parts: dict[str, list[Sample]]) -> dict[str, int]:
     """How many code blocks (≥200 chars) and answers (≥100 chars) occur verbatim in more than one split (target 0)."""
-    code: dict[str, set[str]] = {}
-    answers: dict[str, set[str]] = {}
+    leaks = Leaks()
     for split_name, samples in parts.items():
         for s in samples:
-            for t in s.turns:
-                for block in (m.group(2).strip() for m in _FENCE.finditer(t.content)):
-                    if len(block) >= LEAK_CODE_CHARS:
-                        code.setdefault(block, set()).add(split_name)
-                if t.role == "assistant" and len(t.content.strip()) >= LEAK_ANSWER_CHARS:
-                    answers.setdefault(t.content.strip(), set()).add(split_name)
-    return {"shared_code_blocks": sum(len(v) > 1 for v in code.values()),
-            "shared_answers": sum(len(v) > 1 for v in answers.values())}
+            leaks.add(split_name, *leak_digests(s))
+    return leaks.counts()
+
+
+def leak_digests(s: Sample) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
+    """Digests of the sample's long code blocks and long answers: what leakage compares across splits."""
+    from xxhash import xxh3_128_digest
+
+    blocks = (m.group(2).strip() for t in s.turns for m in _FENCE.finditer(t.content))
+    code = tuple(xxh3_128_digest(b.encode("utf-8", "surrogatepass")) for b in blocks if len(b) >= LEAK_CODE_CHARS)
+    answers = (t.content.strip() for t in s.turns if t.role == "assistant")
+    long = tuple(xxh3_128_digest(a.encode("utf-8", "surrogatepass")) for a in answers if len(a) >= LEAK_ANSWER_CHARS)
+    return code, long
+
+
+class Leaks:
+    """Which splits each long code block / answer (by digest) occurs in, fed one sample at a time."""
+
+    def __init__(self) -> None:
+        self.bits: dict[str, int] = {}
+        self.code: dict[bytes, int] = {}
+        self.answers: dict[bytes, int] = {}
+
+    def add(self, split_name: str, code: Iterable[bytes], answers: Iterable[bytes]) -> None:
+        bit = self.bits.setdefault(split_name, 1 << len(self.bits))
+        for table, digests in ((self.code, code), (self.answers, answers)):
+            for d in digests:
+                table[d] = table.get(d, 0) | bit
+
+    def counts(self) -> dict[str, int]:
+        shared = lambda table: sum(v & (v - 1) != 0 for v in table.values())  # noqa: E731 — more than one bit set
+        return {"shared_code_blocks": shared(self.code), "shared_answers": shared(self.answers)}
 
 
 def excerpt(text: str) -> str:
@@ -104,12 +151,18 @@ def _stage_of(reason: str) -> str:
 
 def provenance_rows(parts: dict[str, list[Sample]]) -> list[dict]:
     """Per sample, in the order of the data files: id, split and row, source file:line, kind, terms and tags."""
+    return [{"id": s.uid, "split": split_name, "row": i, **provenance_fields(s)}
+            for split_name, samples in parts.items() for i, s in enumerate(samples)]
+
+
+def provenance_fields(s: Sample, group: str | None = None) -> dict:
+    """What provenance says of a sample besides its id and place: file:line, kind, group, terms, tags
+    (``group``: its group key when the caller has it already; it costs a hash of the text)."""
     from .split import group_key
 
-    return [{"id": s.uid, "split": split_name, "row": i, "file": s.source, "line": s.line, "kind": s.kind,
-             "group": group_key(s), "terms": list(s.meta.get("terms", [])), "tags": list(s.tags),
-             **({"reasoning_synth": s.meta["reasoning_synth"]} if "reasoning_synth" in s.meta else {})}
-            for split_name, samples in parts.items() for i, s in enumerate(samples)]
+    return {"file": s.source, "line": s.line, "kind": s.kind, "group": group or group_key(s),
+            "terms": list(s.meta.get("terms", [])), "tags": list(s.tags),
+            **({"reasoning_synth": s.meta["reasoning_synth"]} if "reasoning_synth" in s.meta else {})}
 
 
 def note_summary(notes: Sequence[Note]) -> list[str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import PurePath
 
 from ..errors import UsageError
@@ -41,21 +42,37 @@ def parse_ratios(text: str) -> tuple[float, float, float]:
     return tuple(round(n / total, 6) for n in nums)  # type: ignore[return-value]
 
 
-def stratum(sample: Sample, tag_counts: Counter | None = None) -> str:
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """What the split needs of one sample: its group, what it is balanced on, and its place inside a split file.
+    A compact stand-in, so a build of millions of samples can split without holding the samples."""
+
+    group: str
+    kind: str
+    tags: tuple[str, ...]
+    order: tuple[str, int, str]  # (source, line, uid): files read in source order are easier to review
+
+
+def unit(sample: Sample) -> Unit:
+    uid = sample.uid  # why once: a hash of the whole text
+    return Unit(group_key(sample, uid), sample.kind, tuple(sample.tags), (sample.source, sample.line, uid))
+
+
+def stratum(sample: Sample | Unit, tag_counts: Counter | None = None) -> str:
     """What the split balances: the sample's kind and its rarest tag (e.g. a term category), so rare
     categories are spread over the splits first; without counts, the first tag."""
     tags = sorted(sample.tags, key=lambda t: (tag_counts[t], t)) if tag_counts else list(sample.tags)
     return f"{sample.kind}|{tags[0] if tags else ''}"
 
 
-def group_key(sample: Sample) -> str:
+def group_key(sample: Sample, uid: str | None = None) -> str:
     """The source unit a sample came from (set by converters that make several samples of one unit).
 
     A group named ``<source>:<line>`` keeps only the file's name, so the split does not depend on whether the
     notes were passed as a relative or an absolute path."""
     group = sample.meta.get("group") if isinstance(sample.meta, dict) else None
     if group in (None, ""):
-        return f"u:{sample.uid}"
+        return f"u:{uid or sample.uid}"
     group = str(group)
     if sample.source and group.startswith(sample.source + ":"):
         group = PurePath(sample.source).name + group[len(sample.source):]
@@ -80,22 +97,28 @@ def _quotas(sizes: dict[str, int], ratio: float, total: int, seed: int) -> dict[
 def split(samples: Sequence[Sample], ratios: Sequence[float] = DEFAULT_RATIOS, seed: int = 0) -> dict[str, list[Sample]]:
     """Partition ``samples`` into train/val/test; same contents + seed → same partition, in any input order;
     all samples of one group in one split."""
-    groups: dict[str, list[Sample]] = defaultdict(list)
-    for s in samples:
-        groups[group_key(s)].append(s)
-    tag_counts = Counter(t for s in samples for t in s.tags)
+    samples = list(samples)
+    return {name: [samples[i] for i in part] for name, part in assign([unit(s) for s in samples], ratios, seed).items()}
+
+
+def assign(units: Sequence[Unit], ratios: Sequence[float] = DEFAULT_RATIOS, seed: int = 0) -> dict[str, list[int]]:
+    """The split of ``units`` as indices per split, each split in file order (source, line, uid)."""
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, u in enumerate(units):
+        groups[u.group].append(i)
+    tag_counts = Counter(t for u in units for t in u.tags)
     strata: dict[str, list[str]] = defaultdict(list)
     for key, members in groups.items():
-        strata[min(Counter(stratum(s, tag_counts) for s in members).most_common(), key=lambda kv: (-kv[1], kv[0]))[0]
-               ].append(key)
+        counts = Counter(stratum(units[i], tag_counts) for i in members)
+        strata[min(counts.most_common(), key=lambda kv: (-kv[1], kv[0]))[0]].append(key)
     sizes = {k: sum(len(groups[g]) for g in keys) for k, keys in strata.items()}
-    quotas = _split_quotas(sizes, len(samples), ratios, seed)
-    out: dict[str, list[Sample]] = {k: [] for k in SPLITS}
+    quotas = _split_quotas(sizes, len(units), ratios, seed)
+    out: dict[str, list[int]] = {k: [] for k in SPLITS}
     for name, keys in strata.items():
         for key, part in _fill(sorted(keys, key=lambda g: _rank(g, seed)), groups, quotas[name]):
             out[part] += groups[key]
     for part in out.values():
-        part.sort(key=lambda s: (s.source, s.line, s.uid))  # why: files read in source order are easier to review
+        part.sort(key=lambda i: units[i].order)
     return out
 
 
@@ -108,7 +131,7 @@ def _split_quotas(sizes: dict[str, int], n: int, ratios: Sequence[float], seed: 
     return {k: {"train": sizes[k] - val_q[k] - test_q[k], "val": val_q[k], "test": test_q[k]} for k in sizes}
 
 
-def _fill(keys: list[str], groups: dict[str, list[Sample]], quota: dict[str, int]):
+def _fill(keys: list[str], groups: dict[str, list[int]], quota: dict[str, int]):
     """Give each group (in ranked order) to the split furthest below its quota; ties go train, val, test."""
     taken = dict.fromkeys(SPLITS, 0)
     for key in keys:
@@ -117,7 +140,7 @@ def _fill(keys: list[str], groups: dict[str, list[Sample]], quota: dict[str, int
         yield key, part
 
 
-def small_data_warning(parts: dict[str, list[Sample]]) -> str | None:
+def small_data_warning(parts: dict[str, Sequence]) -> str | None:
     """A warning in numbers when val/test are too small to mean much, else None."""
     counts = {k: len(v) for k, v in parts.items()}
     small = [k for k in ("val", "test") if 0 < counts[k] < MIN_EVAL] + [k for k in ("val", "test") if counts[k] == 0]

@@ -12,7 +12,7 @@ import math
 import operator
 import random
 from collections.abc import Iterable, Iterator
-from itertools import compress, islice, tee
+from itertools import compress, count, islice, tee
 from pathlib import Path
 from typing import TypeVar
 
@@ -69,6 +69,53 @@ def sample_raw(path: Path, n: int = 2000, seed: int = 0) -> list[tuple[int, byte
     if not kept:
         raise DataError(path, None, "no rows: the file is empty or blank", f"pass the downloaded {FILE_NAME}")
     return sorted(kept)  # type: ignore[return-value]
+
+
+STREAM_ABOVE = 20_000  # why: below this the kept raw lines are a few MB; above, holding them costs ~600 B a row
+
+
+def stream_raw(path: Path, n: int = 2000, seed: int = 0, *, above: int = STREAM_ABOVE
+               ) -> tuple[int, Iterator[tuple[int, bytes]]]:
+    """The rows :func:`sample_raw` draws — the very same ones — as ``(count, iterator by line number)``, without
+    holding them: the positions are drawn first over the line numbers (the reservoir's choices depend only on
+    the stream's length and the rng), then a second pass yields the kept lines. Small samples use sample_raw."""
+    if n <= above:
+        rows = sample_raw(path, n, seed)
+        return len(rows), iter(rows)
+    path = check_file(path)
+    numbers = _sample_numbers(path, n, random.Random(seed))
+    if not numbers:
+        raise DataError(path, None, "no rows: the file is empty or blank", f"pass the downloaded {FILE_NAME}")
+    return len(numbers), _lines_at(path, numbers)
+
+
+def _sample_numbers(path: Path, n: int, rng: random.Random) -> list[int]:
+    """Sorted line numbers of the sample, chosen exactly as sample_raw chooses them (blank-line redo included)."""
+    with path.open("rb", buffering=READ_BUFFER) as f:
+        head = f.peek(SNIFF_BYTES)[:SNIFF_BYTES]
+        sniff_binary(path, head)
+        check_shape(path, head)
+        blanks = set(compress(count(1), map(bytes.isspace, f)))  # in C; the file iterator also counts the lines
+        f.seek(0)
+        total = sum(1 for _ in f)
+    kept = [number for _, number in reservoir(iter(range(1, total + 1)), n, rng)]
+    if blanks and any(k in blanks for k in kept):  # as sample_raw: redo over the rows, the rng continued
+        rows = (i for i in range(1, total + 1) if i not in blanks)
+        kept = [number for _, number in reservoir(rows, n, rng)]
+    return sorted(kept)
+
+
+def _lines_at(path: Path, numbers: list[int]) -> Iterator[tuple[int, bytes]]:
+    """``(number, raw line)`` for the given sorted line numbers, reading the file once."""
+    wanted = iter(numbers)
+    target = next(wanted)
+    with path.open("rb", buffering=READ_BUFFER) as f:
+        for number, raw in enumerate(f, 1):
+            if number == target:
+                yield number, raw
+                target = next(wanted, 0)
+                if not target:
+                    return
 
 
 def check_shape(path: Path, head: bytes) -> None:
