@@ -1,5 +1,7 @@
 """One resident base model and its LoRA adapters, answering one prompt in every column from a single batched
-``generate`` (PEFT mixed-adapter batches, ``adapter_names=["__base__", …]``; not for DoRA).
+``generate``: row i carries column i's adapter through stacked LoRA matmuls (serve/stacked.py), or through PEFT's
+mixed-adapter batch (``adapter_names=["__base__", …]``) where stacking would not be exact or is switched off
+(``Engine(lora_batch="peft")`` or LFX_LORA_BATCH=peft). Not for DoRA.
 
 LF loads the base exactly as its chat/api would (``get_infer_args`` on the chat recipe without the adapter, its
 template with the recipe's ``enable_thinking``); PEFT adds each adapter under its column name.
@@ -8,7 +10,9 @@ template with the recipe's ``enable_thinking``); PEFT adds each adapter under it
 from __future__ import annotations
 
 import json
+import os
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +20,16 @@ from ..errors import UsageError
 
 BASE = "base"
 PEFT_BASE = "__base__"  # PEFT's name for "no adapter" in a mixed batch
+LORA_BATCH_ENV = "LFX_LORA_BATCH"  # how a batch mixes adapters, one of LORA_BATCHES (default: the first)
+LORA_BATCHES = {
+    "stacked": "stacked matmuls in the adapters' dtype (fp32 as PEFT loads them): PEFT's sums exactly",
+    "stacked-model-dtype": "stacked matmuls cast once to the model's dtype (bf16 on a GPU): fewer kernels",
+    "peft": "PEFT's own mixed batch, a loop over the adapters in every layer (the old path)",
+}
+
+
+def _lora_batch_default() -> str:
+    return os.environ.get(LORA_BATCH_ENV, "").strip().lower() or next(iter(LORA_BATCHES))
 
 
 @dataclass
@@ -44,10 +58,15 @@ class Engine:
     adapters: dict[str, str]
     errors: dict[str, str] = field(default_factory=dict)
     state: str = "not loaded"
+    lora_batch: str = field(default_factory=_lora_batch_default)
 
     def __post_init__(self) -> None:
+        if self.lora_batch not in LORA_BATCHES:
+            raise UsageError(f"LoRA batch mode '{self.lora_batch}' (from {LORA_BATCH_ENV}?) is none of "
+                             f"{', '.join(LORA_BATCHES)}")
         self.lock = threading.Lock()  # why: one generation at a time on one resident model
-        self.model = self.tokenizer = self.template = None
+        self.model = self.tokenizer = self.template = self.stacker = None
+        self.batching = "not loaded"  # how the last batch mixed adapters: a LORA_BATCHES key or "peft: <reason>"
 
     @property
     def columns(self) -> list[str]:
@@ -64,7 +83,27 @@ class Engine:
                 self.errors[name] = problem
                 continue
             self._add_adapter(name, path)
-        self.state = f"loaded: base + {len(self.columns) - 1} adapter(s)"
+        self._set_batching()
+        self.state = f"loaded: base + {len(self.columns) - 1} adapter(s); LoRA batch: {self.batching}"
+
+    def twin(self, lora_batch: str) -> Engine:
+        """This loaded model and its adapters under another LoRA batch mode (to compare modes, no second copy)."""
+        other = Engine(self.recipe, self.adapters, dict(self.errors), self.state, lora_batch)
+        other.model, other.tokenizer, other.template = self.model, self.tokenizer, self.template
+        other._set_batching()
+        return other
+
+    def _set_batching(self) -> None:
+        from .stacked import Stacker
+
+        if not hasattr(self.model, "peft_config"):
+            self.batching = "no adapters"
+        elif self.lora_batch == "peft":
+            self.batching = f"peft: chosen (lora_batch=peft or {LORA_BATCH_ENV}=peft)"
+        else:
+            dtype = getattr(self.model, "dtype", None) if self.lora_batch == "stacked-model-dtype" else None
+            self.stacker = Stacker(self.model, dtype)
+            self.batching = self.lora_batch if self.stacker.reason is None else f"peft: {self.stacker.reason}"
 
     def _load_base(self) -> None:
         from llamafactory.data import get_template_and_fix_tokenizer
@@ -111,9 +150,9 @@ class Engine:
             batch = torch.tensor([ids] * len(columns), device=self.model.device)
             streamer = (streamer_factory or BatchStreamer)(self.tokenizer, len(columns), self._stop_ids())
             kwargs = self._gen_kwargs(settings)
-            with torch.inference_mode():
+            with torch.inference_mode(), self._adapter_rows(columns) as adapter_kwargs:
                 self.model.generate(input_ids=batch, attention_mask=torch.ones_like(batch), streamer=streamer,
-                                    **self._adapter_kwargs(columns), **kwargs)
+                                    **adapter_kwargs, **kwargs)
         return [Answer(c, streamer.texts[i], len(streamer.tokens[i]), streamer.first[i] or 0.0,
                        streamer.finished[i] or 0.0) for i, c in enumerate(columns)], streamer
 
@@ -121,16 +160,25 @@ class Engine:
         """Last-position logits of the probe prompt in every column (for the self-test)."""
         import torch
 
-        with self.lock, torch.inference_mode():
+        with self.lock, torch.inference_mode(), self._adapter_rows(columns) as adapter_kwargs:
             ids = self.prompt_ids(prompt, True)
             batch = torch.tensor([ids] * len(columns), device=self.model.device)
-            out = self.model(input_ids=batch, **self._adapter_kwargs(columns))
+            out = self.model(input_ids=batch, **adapter_kwargs)
         return out.logits[:, -1, :].float().tolist()
 
-    def _adapter_kwargs(self, columns: list[str]) -> dict:
+    @contextmanager
+    def _adapter_rows(self, columns: list[str]):
+        """Row i on column i's adapter for the model calls inside; yields the kwargs those calls take."""
         if not hasattr(self.model, "peft_config"):
-            return {}
-        return {"adapter_names": [PEFT_BASE if c == BASE else c for c in columns]}
+            yield {}
+            return
+        names = [PEFT_BASE if c == BASE else c for c in columns]
+        if self.stacker is None:
+            yield {"adapter_names": names}
+            return
+        with self.stacker.rows(names) as kwargs:
+            self.batching = self.lora_batch if not kwargs else f"peft: {self.stacker.why_not(names)}"
+            yield kwargs
 
     def _gen_kwargs(self, s: Settings) -> dict:
         from transformers import GenerationConfig
