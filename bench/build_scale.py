@@ -1,6 +1,6 @@
 """Benchmark: `build_dataset belle --sample N` at scale — `--workers 1` against the parallel path.
 
-Usage: python bench/build_scale.py [--rows 10000 40000 160000 500000] [--workers 2] [--seed 0] [--repeat 1]
+Usage: python bench/build_scale.py [--rows 10000 40000 160000 500000] [--workers 2] [--seed 0] [--repeat 1] [--datatrove]
 Writes synthetic Belle-style rows (general Chinese text made from a word list and everyday sentences, a few
 cryptography terms, ~1% exact and ~2% lightly edited copies; generated here, nothing downloaded), then runs each
 build in its own subprocess and prints seconds, samples/s, peak RSS of the whole process tree (the build process
@@ -98,10 +98,11 @@ def _tree_rss_kb(pid: int) -> int:
     return total
 
 
-def run_build(data: Path, out: Path, rows: int, workers: int, seed: int) -> tuple[float, float]:
+def run_build(data: Path, out: Path, rows: int, workers: int, seed: int, engine: str = "local") -> tuple[float, float]:
     """(seconds, peak tree RSS in MB) of one CLI build in a fresh process."""
     cmd = [sys.executable, "-m", "llamafactory_ext.build_dataset", "belle", str(data), "--name", "scale",
-           "--out", str(out), "--sample", str(rows), "--seed", str(seed), "--workers", str(workers), "--quiet"]
+           "--out", str(out), "--sample", str(rows), "--seed", str(seed), "--workers", str(workers), "--quiet",
+           "--engine", engine]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     peak = 0
@@ -126,30 +127,46 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="the parallel path (default: all cores)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--repeat", type=int, default=1, help="runs per path; the fastest is reported (shared machine)")
+    p.add_argument("--datatrove", action="store_true",
+                   help="also time --engine datatrove (its local executor) with --workers; rows must be the same")
     args = p.parse_args(argv)
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    print("rows | workers | seconds | samples/s | peak RSS MB | speed-up | identical")
+    print("rows | workers | seconds | samples/s | peak RSS MB | speed-up | efficiency | identical to --workers 1")
     ok = True
     with tempfile.TemporaryDirectory() as tmp:
         for rows in args.rows:
             data = Path(tmp, f"belle_{rows}.json")
             build_file(data, rows, args.seed)
             results = {}
-            for workers in (1, args.workers):
+            paths = [(1, "local"), (args.workers, "local")] + ([(args.workers, "datatrove")] if args.datatrove else [])
+            for workers, engine in paths:
                 runs = []
                 for _ in range(args.repeat):
-                    out = Path(tmp, f"out_{rows}_{workers}")
+                    out = Path(tmp, f"out_{rows}_{workers}_{engine}")
                     shutil.rmtree(out, ignore_errors=True)
-                    runs.append(run_build(data, out, rows, workers, args.seed))
-                results[workers] = min(runs)
-            same = same_output(Path(tmp, f"out_{rows}_1"), Path(tmp, f"out_{rows}_{args.workers}"))
-            ok &= same
-            for workers, (sec, mb) in results.items():
-                ratio = results[1][0] / sec
-                print(f"{rows} | {workers} | {sec:.1f} | {rows / sec:,.0f} | {mb:.0f} | {ratio:.2f}x | {same}",
-                      flush=True)
+                    runs.append(run_build(data, out, rows, workers, args.seed, engine))
+                results[(workers, engine)] = min(runs)
+            base = Path(tmp, f"out_{rows}_1_local")
+            for (workers, engine), (sec, mb) in results.items():
+                same = same_output(base, Path(tmp, f"out_{rows}_{workers}_{engine}"))
+                ok &= same
+                ratio = results[(1, "local")][0] / sec
+                label = f"{workers}" + ("" if engine == "local" else f" ({engine})")
+                print(f"{rows} | {label} | {sec:.1f} | {rows / sec:,.0f} | {mb:.0f} | {ratio:.2f}x | "
+                      f"{ratio / workers:.0%} | {same}", flush=True)
+            if rows >= 500_000:
+                _targets(results, args.workers)
             data.unlink()
     return 0 if ok else 1
+
+
+def _targets(results: dict, workers: int) -> None:
+    """Issue 15's targets for the 0.5M-row build, on the parallel path."""
+    sec, mb = results[(workers, "local")]
+    efficiency = results[(1, "local")][0] / sec / workers
+    for name, ok, figure in (("≤120 s", sec <= TARGET_SECONDS, f"{sec:.0f} s"), ("≤1 GB", mb <= TARGET_MB, f"{mb:.0f} MB"),
+                             ("efficiency ≥80%", efficiency >= 0.8, f"{efficiency:.0%}")):
+        print(f"target {name}: {'PASS' if ok else 'FAIL'} ({figure})")
 
 
 if __name__ == "__main__":

@@ -70,7 +70,51 @@ def estimate_tokens(text: str) -> int:
     """Conservative token count without a tokenizer (rounds up; see ESTIMATOR_WEIGHTS)."""
     tags = len(_SPECIAL_TAG.findall(text))
     text = unicodedata.normalize("NFC", _SPECIAL_TAG.sub(" ", text))
-    return tags + math.ceil(sum(weight * len(rx.findall(text)) for rx, weight in _FEATURES))
+    weights = [weight for _, weight in _FEATURES]
+    return tags + math.ceil(sum(w * n for w, n in zip(weights, feature_counts(text), strict=True)))
+
+
+def feature_counts(text: str) -> list[int]:
+    """How often each ESTIMATOR_WEIGHTS pattern matches ``text`` — the counts ``len(rx.findall(text))`` give, in
+    one ``str.translate`` pass: every character becomes the code of the classes it belongs to (a fullwidth digit is
+    CJK punctuation and a digit; a non-ASCII digit is a digit and "other"), then codes and runs are counted in C.
+    ~5x faster than ten regex scans (a build estimates every sample); tests check it against the patterns."""
+    m = text.translate(_class_table())
+    n = {code: m.count(code) for code in "cpPdDls"}
+    runs = [len(r) for r in _LETTER_RUN.findall(m)]
+    known = sum(n.values()) + m.count(" ") + m.count("w")
+    return [n["c"], n["p"] + n["P"], n["d"] + n["D"] + n["P"], sum(r <= 12 for r in runs), sum(r > 12 for r in runs),
+            n["l"], n["s"], len(_SPACE_RUN.findall(m)), len(m) - known + n["D"]]
+
+
+_LETTER_RUN, _SPACE_RUN = re.compile("l+"), re.compile(" +")
+
+
+@functools.lru_cache(maxsize=1)
+def _class_table() -> dict[int, str]:
+    """Code per character class: c CJK, p CJK punctuation, P both punctuation and digit (fullwidth 0-9), d ASCII
+    digit, D other decimal digit (also "other"), l ASCII letter, s ASCII symbol, space, w other whitespace.
+    Characters left out of the table are "other" (they stay non-ASCII, never a code)."""
+    import sys
+
+    table: dict[int, str] = {}
+    for lo, hi, code in ((0x3400, 0x4DBF, "c"), (0x4E00, 0x9FFF, "c"), (0xF900, 0xFAFF, "c"), (0x3000, 0x303F, "p"),
+                         (0xFF00, 0xFFEF, "p"), (0x2018, 0x201F, "p"), (0x2026, 0x2026, "p")):
+        table.update(dict.fromkeys(range(lo, hi + 1), code))
+    for i in range(128):
+        ch = chr(i)
+        table[i] = ("l" if ch.isalpha() else "d" if ch.isdigit() else " " if ch == " " else "w" if ch.isspace()
+                    else "s" if _ASCII_SYM_RE.match(ch) else "o")
+    for i in range(128, sys.maxunicode + 1):  # the few non-ASCII digits and spaces (cheap: once per process)
+        ch = chr(i)
+        if ch.isdecimal():
+            table[i] = "P" if table.get(i) == "p" else "D"
+        elif ch.isspace() and i not in table:
+            table[i] = "w"
+    return table
+
+
+_ASCII_SYM_RE = re.compile(f"[{_ASCII_SYM}]")
 
 
 def estimator() -> TokenCounter:

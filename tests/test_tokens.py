@@ -220,3 +220,25 @@ def test_alpaca_and_sharegpt_rows_count_the_same(tmp_path):
                      "--model", "qwen3-4b-thinking", "--require-reasoning", "--format", fmt, "--quiet"]) == 0
         facts[fmt] = read_facts(tmp_path / fmt, "c", counter_for("qwen3-4b-thinking"), "qwen3")
     assert facts["sharegpt"] == facts["alpaca"] and facts["alpaca"].token_counter == "qwen-bpe"
+
+
+def test_estimator_feature_counts_equal_the_patterns_on_every_character_and_random_text():
+    """The one-pass counter (str.translate) must give exactly what the ten ESTIMATOR_WEIGHTS patterns find."""
+    import random
+    import sys
+
+    from llamafactory_ext.tokens import _FEATURES, feature_counts
+
+    def by_patterns(text: str) -> list[int]:
+        return [len(rx.findall(text)) for rx, _ in _FEATURES]
+
+    step = 7  # every 7th code point of all of Unicode (surrogates excluded): ~160k single characters
+    for i in range(0, sys.maxunicode + 1, step):
+        if not 0xD800 <= i <= 0xDFFF:
+            assert feature_counts(chr(i)) == by_patterns(chr(i)), hex(i)
+    rng = random.Random(0)
+    pool = list("aZ9０１　、。，“”…٣ \t\n\u00a0汉字ΑΩé{}[]()+-*/=\\_") + ["x" * 13, " " * 3, "<think>"]
+    pool += [chr(rng.randrange(0x20, 0xD7FF)) for _ in range(200)]
+    for _ in range(5000):
+        text = "".join(rng.choice(pool) for _ in range(rng.randint(0, 50)))
+        assert feature_counts(text) == by_patterns(text), repr(text)

@@ -125,8 +125,9 @@ class Deduper:
         self.index = HashIndex(spill)  # exact key and each LSH band hash → the origin number of its first sample
         self.origins = Origins()
 
-    def check(self, s: Sample, key: str, sig: bytes | None) -> Drop | None:
-        """None to keep ``s``; a Drop naming the first earlier sample it copies otherwise."""
+    def check(self, origin: tuple[str, int], key: str, sig: bytes | None) -> tuple[str, str] | None:
+        """None to keep the sample at ``origin`` (source, line); else (reason, detail) naming the first earlier
+        sample it copies."""
         from xxhash import xxh3_64_intdigest
 
         exact = xxh3_64_intdigest(key.encode("ascii"))  # the sha1 hex of the folded text
@@ -136,12 +137,12 @@ class Deduper:
                                         for i in range(self.bands)]
         found = self.index.get([exact, *parts])
         if found[0] is not None:
-            return Drop(s, "exact_duplicate", f"same text as {self.origins.text(found[0])}")
-        number = self.origins.add(s)
+            return "exact_duplicate", f"same text as {self.origins.text(found[0])}"
+        number = self.origins.add(*origin)
         hits = [f for f in found[1:] if f is not None]
         self.index.put([exact] if hits else [exact, *parts], number)
         if hits:
-            return Drop(s, "near_duplicate", f"near copy of {self.origins.text(min(hits))}")
+            return "near_duplicate", f"near copy of {self.origins.text(min(hits))}"
         return None
 
 
@@ -155,12 +156,12 @@ class Origins:
         self.sources: list[str] = []
         self.files, self.lines = array("l"), array("q")
 
-    def add(self, s: Sample) -> int:
-        if s.source not in self.names:
-            self.names[s.source] = len(self.sources)
-            self.sources.append(s.source)
-        self.files.append(self.names[s.source])
-        self.lines.append(s.line)
+    def add(self, source: str, line: int) -> int:
+        if source not in self.names:
+            self.names[source] = len(self.sources)
+            self.sources.append(source)
+        self.files.append(self.names[source])
+        self.lines.append(line)
         return len(self.lines) - 1
 
     def text(self, number: int) -> str:
@@ -238,5 +239,5 @@ def dedup(samples: Iterable[Sample], *, near: bool = True, threshold: float = TH
     """Yield kept samples and Drop records, in input order."""
     deduper = Deduper(threshold)
     for s in samples:
-        drop = deduper.check(s, *keys(s, near))
-        yield s if drop is None else drop
+        verdict = deduper.check((s.source, s.line), *keys(s, near))
+        yield s if verdict is None else Drop(s, *verdict)

@@ -209,8 +209,12 @@ class _Decider:
             self.drops["reasoning"].append(o.drop)  # type: ignore[arg-type]
             return
         self.checked += 1
-        drop = self.deduper.check(o.sample, o.key, o.sig)
-        self.result.store.add(*o.kept) if drop is None else self.drops["dedup"].append(drop)  # type: ignore[union-attr,misc]
+        unit = o.kept[0]  # type: ignore[index]
+        verdict = self.deduper.check(unit.order[:2], o.key, o.sig)
+        if verdict is None:
+            self.result.store.add(*o.kept)  # type: ignore[union-attr,misc]
+        else:
+            self.drops["dedup"].append(Drop(o.unpacked(), *verdict))
 
     def close(self) -> None:
         """Drops in stage order (filters, reasoning, dedup) as the sequential stages wrote them; the counts."""

@@ -68,7 +68,8 @@ def row_line(w: Written, extra: list[str]) -> str:
 
 
 def provenance_line(uid: str, split_name: str, row: int, w: Written) -> str:
-    return f'{{"id": {_dumps(uid)}, "split": {_dumps(split_name)}, "row": {row}, {w.provenance}}}\n'
+    """One provenance row; ``uid`` (hex) and ``split_name`` (train/val/test) need no JSON escaping."""
+    return f'{{"id": "{uid}", "split": "{split_name}", "row": {row}, {w.provenance}}}\n'
 
 
 def _dumps(value: object) -> str:

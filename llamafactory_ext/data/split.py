@@ -13,8 +13,8 @@ from __future__ import annotations
 import hashlib
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import PurePath
+from typing import NamedTuple
 
 from ..errors import UsageError
 from ..records import Sample
@@ -42,10 +42,10 @@ def parse_ratios(text: str) -> tuple[float, float, float]:
     return tuple(round(n / total, 6) for n in nums)  # type: ignore[return-value]
 
 
-@dataclass(frozen=True, slots=True)
-class Unit:
+class Unit(NamedTuple):
     """What the split needs of one sample: its group, what it is balanced on, and its place inside a split file.
-    A compact stand-in, so a build of millions of samples can split without holding the samples."""
+    A compact stand-in, so a build of millions of samples can split without holding the samples (a NamedTuple:
+    one crosses from a worker per sample)."""
 
     group: str
     kind: str
