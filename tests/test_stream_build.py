@@ -119,3 +119,16 @@ def test_streamed_belle_sample_is_the_sampled_rows(tmp_path, ending):
             count, rows = stream_raw(path, n, seed, above=0)  # above=0: always the two-pass streaming path
             expected = sample_raw(path, n, seed)
             assert list(rows) == expected and count == len(expected)
+
+
+def test_a_full_temp_disk_names_the_spill_file_and_the_way_out(tmp_path):
+    from llamafactory_ext.data.split import Unit
+
+    (tmp_path / "kept.bin").symlink_to("/dev/full")  # every write: ENOSPC, as on a full TMPDIR
+    store = Store(tmp_path)
+    with pytest.raises(OSError) as caught:
+        for i in range(2000):  # more than the file buffer
+            store.add(Unit("u:x", "instruction", (), ("a.json", i, "x")), 0, b"y" * 1000)
+        store.read(0)
+    assert caught.value.filename == str(tmp_path / "kept.bin")
+    assert "No space left" in caught.value.strerror and "TMPDIR" in caught.value.strerror

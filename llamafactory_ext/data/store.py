@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import pickle
 from array import array
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,7 +44,8 @@ class Store:
         return len(self.uids)
 
     def add(self, u: Unit, flags: int, blob: bytes) -> None:
-        self._file.write(blob)
+        with spill_errors(self.folder / "kept.bin"):
+            self._file.write(blob)
         self.offsets.append(self.offsets[-1] + len(blob))
         source, line, uid = u.order
         self.uids.append(uid)
@@ -67,8 +69,9 @@ class Store:
         return [bool(f & REASONING) for f in self.flags]
 
     def read(self, i: int) -> Written:
-        self._file.seek(self.offsets[i])
-        return pickle.loads(self._file.read(self.offsets[i + 1] - self.offsets[i]))
+        with spill_errors(self.folder / "kept.bin"):  # the first seek flushes what is still buffered
+            self._file.seek(self.offsets[i])
+            return pickle.loads(self._file.read(self.offsets[i + 1] - self.offsets[i]))
 
     def close(self) -> None:
         self._file.close()
@@ -127,6 +130,16 @@ def _write_split(store: Store, split_name: str, indices: list[int], how: tuple, 
     out.written[split_name] = stats.samples
 
 
+@contextmanager
+def spill_errors(path: Path) -> Iterator[None]:
+    """A full or failing temp disk names the file and the way out (a write error names no file by itself)."""
+    try:
+        yield
+    except OSError as err:
+        raise OSError(err.errno, f"{err.strerror or err} (a build's temporary file, ~3 KB per sample; point TMPDIR "
+                      "at a disk with room)", str(path)) from None
+
+
 class _Spool:
     """A temporary output file written line by line, hashed on the way (the manifest records its sha256)."""
 
@@ -140,10 +153,12 @@ class _Spool:
 
     def write(self, text: str) -> None:
         data = encode(text)
-        self._fh.write(data)
+        with spill_errors(self.path):
+            self._fh.write(data)
         self.sha.update(data)
         self.size += len(data)
 
     def __exit__(self, *exc: object) -> None:
-        self._fh.close()
+        with spill_errors(self.path):
+            self._fh.close()
         self.spooled = Spooled(self.path, self.sha.hexdigest(), self.size)
