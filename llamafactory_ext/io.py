@@ -392,11 +392,11 @@ def _same(path: Path, text: Content) -> bool:
     if not path.is_file() or path.is_symlink():
         return False
     if isinstance(text, Spooled):
-        return path.stat().st_size == text.size and _file_sha256(path) == text.sha256
+        return path.stat().st_size == text.size and sha256_file(path) == text.sha256
     return path.read_bytes() == encode(text)
 
 
-def _file_sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):

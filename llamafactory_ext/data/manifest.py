@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 from collections import Counter
@@ -10,14 +9,6 @@ from importlib import metadata
 from pathlib import Path
 
 PACKAGES = ("llamafactory-ext", "llamafactory", "opencc", "jieba", "datasketch", "markdown-it-py", "transformers")
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def versions() -> dict[str, str | None]:
@@ -36,7 +27,7 @@ def manifest_text(args, opts, result, stats: dict, files: dict, reasoning_mode: 
     """JSON text: sources with sha256, counts after each stage, drops, seed, versions, arguments, output hashes,
     how reasoning was written (think: <think> blocks; drop / text: none in the rows), and ``written``: every file
     this build wrote with its sha256 — what a later --overwrite may remove and a rerun may replace."""
-    from ..io import content_sha256
+    from ..io import content_sha256, sha256_file
     from .pipeline import drop_counts
 
     data = {
