@@ -248,9 +248,9 @@ def _write(args, opts, result, mode):
     """Stream the splits to files (data/store.py), then write them with the side files as one transaction."""
     import time
 
-    from . import io
     from .data.split import SPLITS
     from .data.store import write
+    from .transaction import write_dataset
 
     start = time.perf_counter()
     output = write(result.store, result.parts, args.name, args.format, _counter(args).name,
@@ -258,8 +258,8 @@ def _write(args, opts, result, mode):
     result.seconds["write"] = time.perf_counter() - start
     side = _side_files(args, opts, result, mode, output)
     stale = [f"{args.name}_{k}" for k in SPLITS if k not in output.written]  # an earlier build's, if --overwrite
-    io.write_dataset(args.out, output.files, output.entries, overwrite=args.overwrite, side_files=side, stale=stale,
-                     name=args.name, notify=lambda line: print(line, file=sys.stderr))
+    write_dataset(args.out, output.files, output.entries, overwrite=args.overwrite, side_files=side, stale=stale,
+                  name=args.name, notify=lambda line: print(line, file=sys.stderr))
     return output
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from llamafactory_ext import io
+from llamafactory_ext import io, transaction
 from llamafactory_ext.build_dataset import main
 
 USER_INFO = {"mine": {"file_name": "mine.json", "formatting": "alpaca"}}
@@ -138,8 +138,8 @@ def test_sigkill_at_every_step_leaves_before_or_after_state(tmp_path, overwrite)
         kills += 1
         info = json.loads((folder / "dataset_info.json").read_text(encoding="utf-8"))  # never absent or partial
         assert info["mine"] == USER_INFO["mine"]
-        with io.folder_lock(folder):
-            io.recover(folder)
+        with transaction.folder_lock(folder):
+            transaction.recover(folder)
         assert visible(folder) in (before_view, after), f"killed at step {k}"
         assert not [p for p in folder.iterdir() if p.name.startswith(io.PREFIX)]
         assert main(args(alpaca(tmp_path / "b.jsonl", 10, "乙"), "y", folder)) == 0  # the next run succeeds
