@@ -140,15 +140,22 @@ def transaction(folder: Path, files: Mapping[str, Content], info: dict, *, remov
     try:
         _run(folder, plan, changed, new_index, (index, index_tmp), state)
     except BaseException as exc:
-        if isinstance(exc, Interrupted):
-            exc.completed = state["committed"]
         with _deferred_signals():
             if (folder / JOURNAL).exists():
                 _replay(folder, folder / JOURNAL)
             for p in [index_tmp] + [folder / t[k] for t in targets for k in ("tmp", "bak") if t[k]]:
                 p.unlink(missing_ok=True)
             (folder / JOURNAL).unlink(missing_ok=True)
+        if isinstance(exc, Interrupted):
+            exc.completed = state["committed"] or _replaced(index, plan)
         raise
+
+
+def _replaced(index: Path, plan: dict) -> bool:
+    """Whether the index now holds this transaction's version: a signal can reach the main thread between the
+    index replace and the commit mark (pthread_sigmask holds it only for this thread; tqdm's monitor thread can
+    take it), and the replay then completes the commit — the interrupt message must say so."""
+    return plan["old"] != plan["new"] and index.is_file() and sha256_bytes(index.read_bytes()) == plan["new"]
 
 
 def _refuse_folders(folder: Path, names: Iterable[str]) -> None:
