@@ -16,11 +16,11 @@ import pytest
 from llamafactory_ext import io
 from llamafactory_ext.data import pipeline
 from llamafactory_ext.data.dedup import HashIndex
-from llamafactory_ext.data.formats import format_split, needed_columns
+from llamafactory_ext.data.formats import format_split
 from llamafactory_ext.data.report import provenance_rows, split_stats
 from llamafactory_ext.data.rows import RowSpec, prepare, provenance_line, row_line
 from llamafactory_ext.data.sources.belle import sample_raw, stream_raw
-from llamafactory_ext.data.store import Store, flags_of, write
+from llamafactory_ext.data.store import Store, write
 from llamafactory_ext.records import Sample
 
 REAL = Path(__file__).parent / "fixtures" / "real" / "llamafactory"
@@ -49,8 +49,7 @@ def test_rows_made_in_workers_are_the_bytes_format_split_writes(tmp_path, source
         rows, entry = format_split(part, "x_train.jsonl", fmt, "think", out_dir=tmp_path / "out")
         store = Store(tmp_path)
         for s in part:
-            unit, blob = prepare(s, spec)
-            store.add(unit, flags_of(needed_columns(s), s.has_tool_calls, s.has_reasoning), blob)
+            store.add(*prepare(s, spec))
         out = write(store, {"train": list(range(len(part)))}, "x", fmt, "estimate")
         store.close()
         assert out.files["x_train.jsonl"].path.read_bytes() == io.encode(io.jsonl_text(rows))
@@ -63,7 +62,7 @@ def test_provenance_line_is_the_json_of_the_provenance_row():
     import pickle
 
     s = _samples("sharegpt", REAL / "glaive_toolcall_zh_demo.json")[0]
-    unit, blob = prepare(s, RowSpec())
+    unit, _, blob = prepare(s, RowSpec())
     line = provenance_line(unit.order[2], "val", 7, pickle.loads(blob))
     assert line == json.dumps({**provenance_rows({"val": [s]})[0], "row": 7}, ensure_ascii=False) + "\n"
 
@@ -73,7 +72,7 @@ def test_spliced_row_keeps_every_column_in_order_with_empty_defaults():
 
     plain = _samples("sharegpt", REAL / "glaive_toolcall_zh_demo.json")[1]
     plain = plain.with_(tools="", turns=tuple(t for t in plain.turns if t.role in ("user", "assistant"))[:2])
-    w = pickle.loads(prepare(plain, RowSpec())[1])
+    w = pickle.loads(prepare(plain, RowSpec())[2])
     row = json.loads(row_line(w, ["tools", "images"]))
     assert list(row) == ["messages", "tools", "images"] and row["tools"] == "" and row["images"] == []
     assert json.loads(row_line(w, [])) == {"messages": row["messages"]}

@@ -13,7 +13,12 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from ..records import Sample
+from .formats import EXTRA_COLUMNS, base_row, column_value, needed_columns
 from .split import Unit, unit
+
+COLUMN_BITS = {c: 1 << i for i, c in enumerate(EXTRA_COLUMNS)}  # flags: the optional columns a sample needs …
+TOOL_CALLS, REASONING = 1 << len(EXTRA_COLUMNS), 2 << len(EXTRA_COLUMNS)  # … and what the entry / the gate ask
+_EMPTY = {c: '""' if c == "tools" else "[]" for c in EXTRA_COLUMNS}  # a column's value on a row without it
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +36,6 @@ class Written(NamedTuple):
 
     row: str  # the row's JSON without the optional columns
     columns: dict[str, str]  # optional column → its JSON value, for the columns this sample needs
-    tool_calls: bool
     provenance: str  # JSON of provenance_fields, without its braces
     code: tuple[bytes, ...]  # digests of long code blocks (leakage)
     answers: tuple[bytes, ...]  # digests of long answers (leakage)
@@ -40,30 +44,28 @@ class Written(NamedTuple):
     reasoning: bool
 
 
-def prepare(s: Sample, spec: RowSpec) -> tuple[Unit, bytes]:
-    """The split's view of the sample and its pickled Written record."""
-    from .formats import base_row, column_value, needed_columns
+def prepare(s: Sample, spec: RowSpec) -> tuple[Unit, int, bytes]:
+    """The split's view of the sample, its flags (columns it needs, tool calls, reasoning) and its pickled Written
+    record."""
     from .report import leak_digests, provenance_fields, with_overhead
 
-    counter = _counter(spec.model)
+    counter, text, columns = _counter(spec.model), s.text, needed_columns(s)
     code, answers = leak_digests(s)
     u = unit(s)
     written = Written(
         row=_dumps(base_row(s, spec.fmt, spec.mode)),  # type: ignore[arg-type]
-        columns={c: _dumps(column_value(s, c, spec.out_dir)) for c in needed_columns(s)},
-        tool_calls=s.has_tool_calls, provenance=_dumps(provenance_fields(s, u.group))[1:-1], code=code, answers=answers,
-        chars=len(s.text), tokens=with_overhead(counter.count([s.text])[0], s, counter), reasoning=s.has_reasoning)
-    return u, pickle.dumps(written, protocol=pickle.HIGHEST_PROTOCOL)
+        columns={c: _dumps(column_value(s, c, spec.out_dir)) for c in columns},
+        provenance=_dumps(provenance_fields(s, u.group))[1:-1], code=code, answers=answers,
+        chars=len(text), tokens=with_overhead(counter.count([text])[0], s, counter), reasoning=s.has_reasoning)
+    flags = sum(COLUMN_BITS[c] for c in columns) | (TOOL_CALLS * s.has_tool_calls) | (REASONING * written.reasoning)
+    return u, flags, pickle.dumps(written, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def row_line(w: Written, extra: list[str]) -> str:
     """The data file line: the row with the split's optional columns ("" / [] where the sample has none)."""
-    from .formats import EXTRA_COLUMNS
-
     if not extra:
         return w.row + "\n"
-    defaults = {c: '""' if c == "tools" else "[]" for c in EXTRA_COLUMNS}
-    tail = "".join(f", {_dumps(c)}: {w.columns.get(c, defaults[c])}" for c in extra)
+    tail = "".join(f", {_dumps(c)}: {w.columns.get(c, _EMPTY[c])}" for c in extra)
     return w.row[:-1] + tail + "}\n"
 
 

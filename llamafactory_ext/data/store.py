@@ -16,15 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..io import Spooled, encode
-from .rows import Written, provenance_line, row_line
+from .rows import COLUMN_BITS, REASONING, TOOL_CALLS, Written, provenance_line, row_line
 from .split import SPLITS, Unit
-
-FLAGS = {"tools": 1, "images": 2, "videos": 4, "audios": 8}  # optional columns a sample needs
-TOOL_CALLS, REASONING = 16, 32
-
-
-def flags_of(columns: tuple[str, ...], tool_calls: bool, reasoning: bool) -> int:
-    return sum(FLAGS[c] for c in columns) | (TOOL_CALLS if tool_calls else 0) | (REASONING if reasoning else 0)
 
 
 class Store:
@@ -115,7 +108,7 @@ def _write_split(store: Store, split_name: str, indices: list[int], how: tuple, 
     needed = 0
     for i in indices:
         needed |= store.flags[i]
-    extra = [c for c, bit in FLAGS.items() if needed & bit]
+    extra = [c for c, bit in COLUMN_BITS.items() if needed & bit]
     file_name = f"{name}_{split_name}.jsonl"
     with _Spool(store.folder / file_name) as data:
         for row, i in enumerate(progress(indices)):
